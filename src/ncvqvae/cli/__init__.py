@@ -1,0 +1,53 @@
+"""The ``ncvqvae`` command line.
+
+Each command group lives in its own module with a ``register(subparsers)`` function, so the groups
+stay independent: ``data``, ``train``, ``sample``, ``evaluate``, ``evaluator``, ``run``, ``sweep``,
+``report`` and ``presets``. Errors a user can fix (:class:`ncvqvae.errors.NcvqvaeError`) are printed
+on one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ncvqvae.errors import NcvqvaeError
+
+GROUPS = ("data", "train", "sample", "evaluate", "evaluator", "run", "sweep", "report", "presets")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ncvqvae",
+        description="NC-VQVAE: class-conditional time-series generation with self-supervised VQ-VAE tokenizers.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in GROUPS:
+        importlib.import_module(f"ncvqvae.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except NcvqvaeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

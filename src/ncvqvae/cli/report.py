@@ -1,0 +1,9 @@
+"""``ncvqvae report``: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("report", help="(not built yet)")

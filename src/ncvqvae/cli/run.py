@@ -1,0 +1,9 @@
+"""``ncvqvae run``: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("run", help="(not built yet)")

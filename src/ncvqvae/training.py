@@ -1,0 +1,295 @@
+"""Machinery shared by every training loop: run directories, checkpoints, RNG state, schedules.
+
+The loops themselves (stage 1, stage 2, the FCN evaluator) are written out top to bottom in their own
+modules; this file only holds the pieces they share, so that resume, determinism and the non-finite
+guard behave the same everywhere.
+
+Exact resume works because every random draw of a loop comes from state that is checkpointed: the
+batch order of an epoch is a pure function of (seed, epoch) (:func:`epoch_batches`), the loop's own
+``torch.Generator`` state is saved, and so is PyTorch's global CPU RNG (dropout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import time
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ncvqvae.config import RunConfig, from_dict, to_dict
+from ncvqvae.errors import CheckpointError, TrainingError
+from ncvqvae.home import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "ncvqvae-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Devices and seeds
+# --------------------------------------------------------------------------------------------------
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """Resolve ``"auto"`` to cuda when available, else cpu; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh ``torch.Generator`` on ``device`` seeded with ``seed``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A stable 63-bit seed from several parts (seed, epoch, a purpose string...)."""
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def epoch_batches(n: int, batch_size: int, *, seed: int, epoch: int, shuffle: bool = True) -> list[torch.Tensor]:
+    """The index batches of one epoch, a pure function of (seed, epoch).
+
+    A trailing batch of a single sample is merged into the previous one, since BatchNorm and the
+    batch-standardised SSL losses are undefined on one sample.
+    """
+    if shuffle:
+        order = torch.randperm(n, generator=make_generator(derive_seed(seed, "epoch", epoch)))
+    else:
+        order = torch.arange(n)
+    batches = list(torch.split(order, batch_size))
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        batches[-2] = torch.cat([batches[-2], batches.pop()])
+    return batches
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Number of optimiser steps in one epoch (matches :func:`epoch_batches`)."""
+    full, rest = divmod(n, batch_size)
+    if rest == 0:
+        return max(full, 1)
+    return full + (1 if rest >= 2 or full == 0 else 0)
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, t_max: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine annealing from the optimiser's lr to 0 over ``t_max`` steps, stepped once per step."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(int(t_max), 1), eta_min=0.0)
+
+
+def check_finite(step: int, terms: Mapping[str, float | torch.Tensor]) -> None:
+    """Raise :class:`TrainingError` naming the step and every loss term when one is not finite."""
+    values = {k: float(v) for k, v in terms.items()}
+    if not all(math.isfinite(v) for v in values.values()):
+        listing = ", ".join(f"{k}={v:.6g}" for k, v in values.items())
+        raise TrainingError(f"non-finite loss at step {step}: {listing}")
+
+
+# --------------------------------------------------------------------------------------------------
+# RNG state
+# --------------------------------------------------------------------------------------------------
+
+
+def rng_state(generators: Mapping[str, torch.Generator]) -> dict[str, torch.Tensor]:
+    """Capture the global CPU RNG and the named generators' states (tensors: weights-only safe)."""
+    state = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["torch_cuda"] = torch.cuda.get_rng_state()
+    for name, gen in generators.items():
+        state[f"gen:{name}"] = gen.get_state()
+    return state
+
+
+def set_rng_state(state: Mapping[str, torch.Tensor], generators: Mapping[str, torch.Generator]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch_cpu"].cpu())
+    if "torch_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["torch_cuda"].cpu())
+    for name, gen in generators.items():
+        gen.set_state(state[f"gen:{name}"].cpu())
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: str | Path, kind: str, payload: Mapping[str, Any]) -> None:
+    """Atomically write a checkpoint of ``kind`` ("stage1", "stage2", "fcn", ...).
+
+    ``payload`` holds tensors, numbers, strings, lists and dicts only (so it loads with
+    ``weights_only=True``); configs are stored as plain dicts.
+    """
+    data = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": kind, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+
+
+def load_checkpoint(path: str | Path, kind: str | None = None, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; clear errors for missing, truncated or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or not written by ncvqvae): {str(err).splitlines()[0]}"
+        ) from err
+    except Exception as err:  # weights_only refusal of a foreign pickle raises UnpicklingError
+        raise CheckpointError(f"{path}: refused to load (not an ncvqvae checkpoint): {type(err).__name__}") from err
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an ncvqvae checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    if data.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {data.get('version')} is not {CHECKPOINT_VERSION}")
+    if kind is not None and data.get("kind") != kind:
+        raise CheckpointError(f"{path}: expected a {kind} checkpoint, found a {data.get('kind')} checkpoint")
+    return data
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """Hex sha256 of a state_dict's tensors (names, dtypes, shapes and bytes)."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        buf = io.BytesIO()
+        torch.save(tensor, buf)
+        digest.update(buf.getvalue())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# Run directories
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunDir:
+    """A self-describing run directory.
+
+    Layout::
+
+        <root>/config.yaml        resolved RunConfig
+        <root>/<stage>/metrics.jsonl
+        <root>/<stage>/checkpoints/last.pt   (periodic; rewritten atomically)
+        <root>/<stage>/checkpoints/final.pt  (written once the stage is finished)
+        <root>/results.json
+    """
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def results_path(self) -> Path:
+        return self.root / "results.json"
+
+    def stage_dir(self, stage: str) -> Path:
+        path = self.root / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def metrics_path(self, stage: str) -> Path:
+        return self.stage_dir(stage) / "metrics.jsonl"
+
+    def checkpoint_path(self, stage: str, name: str = "last") -> Path:
+        return self.stage_dir(stage) / "checkpoints" / f"{name}.pt"
+
+    def is_finished(self, stage: str) -> bool:
+        return (self.root / stage / "checkpoints" / "final.pt").is_file()
+
+    def write_config(self, cfg: RunConfig) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+    def read_config(self) -> RunConfig:
+        if not self.config_path.is_file():
+            raise CheckpointError(f"{self.root}: not a run directory (no config.yaml)")
+        return from_dict(RunConfig, yaml.safe_load(self.config_path.read_text()), source=str(self.config_path))
+
+
+class MetricsLog:
+    """Append-only JSON-lines metrics log; on resume, records after the resumed step are dropped."""
+
+    def __init__(self, path: str | Path, resume_step: int | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is None:
+            if self.path.exists():
+                self.path.unlink()
+        elif self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines() if _record_step(line) <= resume_step]
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._fh.write(json.dumps({"time": round(time.time(), 3), **record}, default=float) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    def __enter__(self) -> MetricsLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _record_step(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", -1))
+    except (ValueError, AttributeError):
+        return 1 << 62  # an unreadable line (torn write) is dropped
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSON-lines metrics log, skipping a torn last line."""
+    out = []
+    path = Path(path)
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def progress(iterable: Any = None, *, total: int | None = None, desc: str = "", enabled: bool = True, initial: int = 0) -> Iterator:
+    """A tqdm progress bar, or a silent pass-through when disabled."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=not enabled, initial=initial, dynamic_ncols=True, leave=False)
