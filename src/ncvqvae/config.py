@@ -194,7 +194,9 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str = "confi
 
 def _build(cls: type[T], data: Any, source: str, prefix: str) -> T:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: field '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}")
+        raise ConfigError(
+            f"{source}: field '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}"
+        )
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
@@ -212,7 +214,8 @@ def _build(cls: type[T], data: Any, source: str, prefix: str) -> T:
 def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, source, key + ".")
+        # A YAML section left empty (``stage1:`` with every line commented out) keeps the defaults.
+        return _build(tp, {} if value is None else value, source, key + ".")
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -246,6 +249,12 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):
+            # PyYAML follows YAML 1.1, where ``3e-4`` (no dot) is a string, not a float
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{source}: field '{key}' expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
@@ -310,6 +319,8 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set: {key!r} conflicts with another override")
+        if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
+            raise ConfigError(f"--set: {key!r} conflicts with another override")
         node[parts[-1]] = value
     return nested
 
@@ -367,6 +378,8 @@ def replace(cfg: T, **changes: Any) -> T:
         node = data
         parts = dotted.split(".")
         for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"replace: {dotted!r} does not name a field of {type(cfg).__name__}")
             node = node[part]
         node[parts[-1]] = to_dict(value) if dataclasses.is_dataclass(value) else value
     return from_dict(type(cfg), data, source="replace")

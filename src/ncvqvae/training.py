@@ -62,7 +62,9 @@ def derive_seed(*parts: int | str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def epoch_batches(n: int, batch_size: int, *, seed: int, epoch: int, shuffle: bool = True) -> list[torch.Tensor]:
+def epoch_batches(
+    n: int, batch_size: int, *, seed: int, epoch: int, shuffle: bool = True
+) -> list[torch.Tensor]:
     """The index batches of one epoch, a pure function of (seed, epoch).
 
     A trailing batch of a single sample is merged into the previous one, since BatchNorm and the
@@ -116,6 +118,9 @@ def rng_state(generators: Mapping[str, torch.Generator]) -> dict[str, torch.Tens
 
 def set_rng_state(state: Mapping[str, torch.Tensor], generators: Mapping[str, torch.Generator]) -> None:
     """Restore what :func:`rng_state` captured."""
+    missing = [k for k in ["torch_cpu", *(f"gen:{name}" for name in generators)] if k not in state]
+    if missing:
+        raise CheckpointError(f"RNG state lacks {', '.join(missing)}; was it saved with other generators?")
     torch.set_rng_state(state["torch_cpu"].cpu())
     if "torch_cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["torch_cuda"].cpu())
@@ -139,7 +144,9 @@ def save_checkpoint(path: str | Path, kind: str, payload: Mapping[str, Any]) -> 
         torch.save(data, tmp)
 
 
-def load_checkpoint(path: str | Path, kind: str | None = None, map_location: str | torch.device = "cpu") -> dict:
+def load_checkpoint(
+    path: str | Path, kind: str | None = None, map_location: str | torch.device = "cpu"
+) -> dict:
     """Load a checkpoint with ``weights_only=True``; clear errors for missing, truncated or foreign files."""
     path = Path(path)
     if not path.is_file():
@@ -148,10 +155,13 @@ def load_checkpoint(path: str | Path, kind: str | None = None, map_location: str
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated or not written by ncvqvae): {str(err).splitlines()[0]}"
+            f"{path}: not a readable checkpoint (truncated or not written by ncvqvae): "
+            f"{(str(err).splitlines() or [type(err).__name__])[0]}"
         ) from err
     except Exception as err:  # weights_only refusal of a foreign pickle raises UnpicklingError
-        raise CheckpointError(f"{path}: refused to load (not an ncvqvae checkpoint): {type(err).__name__}") from err
+        raise CheckpointError(
+            f"{path}: refused to load (not an ncvqvae checkpoint): {type(err).__name__}"
+        ) from err
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not an ncvqvae checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     if data.get("version") != CHECKPOINT_VERSION:
@@ -234,7 +244,9 @@ class RunDir:
     def read_config(self) -> RunConfig:
         if not self.config_path.is_file():
             raise CheckpointError(f"{self.root}: not a run directory (no config.yaml)")
-        return from_dict(RunConfig, yaml.safe_load(self.config_path.read_text()), source=str(self.config_path))
+        return from_dict(
+            RunConfig, yaml.safe_load(self.config_path.read_text()), source=str(self.config_path)
+        )
 
 
 class MetricsLog:
@@ -256,6 +268,8 @@ class MetricsLog:
         self._fh.flush()
 
     def close(self) -> None:
+        if self._fh.closed:  # closing twice (explicitly, then by the with-block) is harmless
+            return
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
@@ -288,8 +302,18 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def progress(iterable: Any = None, *, total: int | None = None, desc: str = "", enabled: bool = True, initial: int = 0) -> Iterator:
+def progress(
+    iterable: Any = None, *, total: int | None = None, desc: str = "", enabled: bool = True, initial: int = 0
+) -> Iterator:
     """A tqdm progress bar, or a silent pass-through when disabled."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, initial=initial, dynamic_ncols=True, leave=False)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        disable=not enabled,
+        initial=initial,
+        dynamic_ncols=True,
+        leave=False,
+    )

@@ -1,0 +1,190 @@
+"""Tests of the config dataclasses, YAML files, presets and ``--set`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ncvqvae.config import (
+    AugmentationConfig,
+    DataConfig,
+    RunConfig,
+    Stage1Config,
+    from_dict,
+    list_presets,
+    load_preset,
+    load_yaml,
+    parse_overrides,
+    replace,
+    resolve_config,
+    to_dict,
+)
+from ncvqvae.errors import ConfigError
+
+
+def write(tmp_path: Path, name: str, data: object) -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_defaults_are_the_thesis_values() -> None:
+    cfg = RunConfig()
+    assert cfg.stage1.augmentation == AugmentationConfig()
+    assert (cfg.stage1.lr, cfg.stage1.batch_size, cfg.stage1.codebook_size) == (1e-3, 128, 32)
+    assert (cfg.stage2.batch_size, cfg.stage2.width, cfg.stage2.class_dropout) == (256, 256, 0.2)
+    assert cfg.data.normalization == "global" and cfg.data.val_fraction == 0.0
+
+
+def test_round_trip_through_dicts_and_yaml() -> None:
+    cfg = replace(RunConfig(), **{"stage1.augmentation.names": ("slice", "gauss"), "data.n_train": 12})
+    data = to_dict(cfg)
+    assert data["stage1"]["augmentation"]["names"] == ["slice", "gauss"]  # plain lists, YAML-able
+    assert from_dict(RunConfig, data) == cfg
+    assert from_dict(RunConfig, yaml.safe_load(yaml.safe_dump(data))) == cfg
+    assert from_dict(RunConfig, None) == RunConfig()
+
+
+def test_configs_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RunConfig().seed = 3  # type: ignore[misc]
+
+
+def test_unknown_key_names_key_and_source() -> None:
+    with pytest.raises(ConfigError, match=r"my.yaml: unknown key\(s\) stage1\.augmentation\.jitter") as err:
+        from_dict(RunConfig, {"stage1": {"augmentation": {"jitter": 1}}}, source="my.yaml")
+    assert "n_cuts" in str(err.value)  # and lists the known keys
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"seed": "zero"}, "'seed' expected an integer"),
+        ({"seed": 1.5}, "'seed' expected an integer"),
+        ({"seed": True}, "'seed' expected an integer"),
+        ({"progress": "yes please"}, "'progress' expected true/false"),
+        ({"stage1": {"lr": "fast"}}, "'stage1.lr' expected a number"),
+        ({"stage1": {"ssl_weight": "heavy"}}, "'stage1.ssl_weight' expected"),
+        ({"stage1": {"augmentation": {"names": 3}}}, "'stage1.augmentation.names' expected a list"),
+        ({"stage1": 5}, "'stage1' must be a mapping"),
+        ({"data": {"dataset": ["a"]}}, "'data.dataset' expected a string"),
+    ],
+)
+def test_type_errors_name_the_field(data: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        from_dict(RunConfig, data, source="src")
+
+
+def test_coercions() -> None:
+    cfg = from_dict(
+        RunConfig,
+        {
+            "seed": 2.0,  # integral float → int
+            "stage1": {"lr": 1, "ssl_weight": "1e-2", "augmentation": {"names": "warp,gauss"}},
+            "data": {"dataset": 123, "n_train": None},
+            "stage2": None,  # an empty YAML section keeps the defaults
+        },
+    )
+    assert cfg.seed == 2 and isinstance(cfg.seed, int)
+    assert cfg.stage1.lr == 1.0 and isinstance(cfg.stage1.lr, float)
+    assert cfg.stage1.ssl_weight == 0.01
+    assert cfg.stage1.augmentation.names == ("warp", "gauss")
+    assert cfg.data.dataset == "123" and cfg.data.n_train is None
+    assert cfg.stage2 == RunConfig().stage2
+
+
+def test_dotted_overrides_with_lists_null_and_exponents() -> None:
+    nested = parse_overrides(
+        ["stage1.lr=3e-4", "stage1.augmentation.names=[slice, gauss]", "data.n_train=null", "progress=false"]
+    )
+    assert nested == {
+        "stage1": {"lr": "3e-4", "augmentation": {"names": ["slice", "gauss"]}},
+        "data": {"n_train": None},
+        "progress": False,
+    }
+    cfg = resolve_config(
+        overrides=["stage1.lr=3e-4", "stage1.augmentation.names=[]", "stage1.ssl_weight=null"]
+    )
+    assert cfg.stage1.lr == 3e-4  # YAML 1.1 reads 3e-4 as a string; the float field still accepts it
+    assert cfg.stage1.augmentation.names == ()
+    assert cfg.stage1.ssl_weight is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["stage1.lr"], "expected key=value"),
+        (["=3"], "empty key"),
+        (["stage1=3", "stage1.lr=1"], "conflicts"),
+        (["stage1.lr=1", "stage1=3"], "conflicts"),
+        (["stage1.lr=[1"], "cannot parse"),
+    ],
+)
+def test_bad_overrides(overrides: list[str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_overrides(overrides)
+
+
+def test_unknown_override_names_set_as_source() -> None:
+    with pytest.raises(ConfigError, match=r"--set: unknown key\(s\) stage1\.learning_rate"):
+        resolve_config(overrides=["stage1.learning_rate=1"])
+
+
+def test_presets_load_and_validate() -> None:
+    presets = list_presets()
+    assert {"smoke", "quick", "thesis"} <= set(presets)
+    assert all(presets.values())  # every preset has a description line
+    for name in presets:
+        cfg = resolve_config(preset=name)
+        assert cfg.preset == name
+    smoke = resolve_config(preset="smoke")
+    assert smoke.stage1.max_steps == 3 and smoke.stage2.width == 32
+    assert resolve_config(preset="thesis").stage1.epochs == 1000
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; known presets: .*smoke"):
+        load_preset("nope")
+
+
+def test_resolve_config_precedence(tmp_path: Path) -> None:
+    """defaults ← base ← preset ← files (in order) ← --set."""
+    first = write(tmp_path, "a.yaml", {"stage1": {"epochs": 7, "lr": 0.5, "batch_size": 4}, "seed": 1})
+    second = write(tmp_path, "b.yaml", {"stage1": {"lr": 0.25}})
+    cfg = resolve_config(
+        base={"stage1": {"epochs": 99, "hidden_dim": 16}, "stage2": {"depth": 9}},
+        preset="smoke",
+        files=[first, second],
+        overrides=["stage1.batch_size=8"],
+    )
+    assert cfg.stage2.depth == 9  # base survives where nothing else speaks
+    assert cfg.stage1.hidden_dim == 16
+    assert cfg.stage1.max_steps == 3  # preset
+    assert cfg.stage1.epochs == 7  # file beats base and preset (smoke says 1)
+    assert cfg.stage1.lr == 0.25  # later file beats earlier file
+    assert cfg.stage1.batch_size == 8  # --set beats files
+    assert cfg.stage1.projector_dim == 64 and cfg.stage1.n_fft == 8  # preset, then defaults
+    assert cfg.seed == 1
+
+
+def test_bad_file_is_named(tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.yaml", {"stage1": {"epochz": 3}})
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key\(s\) stage1\.epochz"):
+        resolve_config(files=[bad])
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_yaml(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(write(tmp_path, "broken.yaml", "stage1: [unclosed\n"))
+    with pytest.raises(ConfigError, match="mapping of config fields"):
+        load_yaml(write(tmp_path, "list.yaml", "- 1\n- 2\n"))
+    assert load_yaml(write(tmp_path, "empty.yaml", "")) == {}
+
+
+def test_replace_with_dotted_names() -> None:
+    cfg = replace(RunConfig(), **{"stage1.epochs": 5, "seed": 4, "data": DataConfig(dataset="cbf")})
+    assert (cfg.stage1.epochs, cfg.seed, cfg.data.dataset) == (5, 4, "cbf")
+    assert replace(Stage1Config(), lr=0.1).lr == 0.1
+    with pytest.raises(ConfigError, match="stage9.epochs"):
+        replace(RunConfig(), **{"stage9.epochs": 5})
+    with pytest.raises(ConfigError, match="unknown key"):
+        replace(RunConfig(), **{"stage1.epochz": 5})
