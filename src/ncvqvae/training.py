@@ -75,8 +75,9 @@ def epoch_batches(
     else:
         order = torch.arange(n)
     batches = list(torch.split(order, batch_size))
-    if len(batches) > 1 and len(batches[-1]) < 2:
-        batches[-2] = torch.cat([batches[-2], batches.pop()])
+    if len(batches) > 1 and len(batches[-1]) == 1 < batch_size:  # a remainder of one, not batch_size 1
+        last = batches.pop()  # pop first: `batches[-2] = cat([..., batches.pop()])` hits the wrong slot
+        batches[-1] = torch.cat([batches[-1], last])
     return batches
 
 
