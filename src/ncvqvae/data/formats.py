@@ -23,6 +23,7 @@ and ARFF through :func:`scipy.io.arff.loadarff`.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -314,3 +315,456 @@ def _arff_text(arr: np.ndarray, y: Any, path: Path, name: str) -> str:
         header.append("@attribute target {" + ",".join(classes) + "}")
         rows = [f"{row},{lab}" for row, lab in zip(rows, labels, strict=True)]
     return "\n".join([*header, "", "@data", *rows]) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Readers
+# --------------------------------------------------------------------------------------------------
+
+
+def read_series(
+    path: str | os.PathLike[str],
+    *,
+    split: str = "train",
+    layout: str = "nct",
+    label_column: str | None = None,
+    fmt: str | None = None,
+) -> RawSeries:
+    """Read one split from one file.
+
+    Args:
+        path: the file; its extension picks the format unless ``fmt`` is given.
+        split: ``"train"`` or ``"test"``; only ``.npz`` files hold both (``X_train``/``X_test``), other
+            formats hold one split and ignore it.
+        layout: axis order of ``.npy``/``.npz`` arrays: ``"nct"`` (n, channels, time), ``"ntc"`` or
+            ``"nt"`` (univariate, n × time).
+        label_column: for ``.tsv``/``.csv``/``.txt``: ``"first"`` (default), ``"last"`` or ``"none"``.
+            The other formats say themselves whether and where they hold labels.
+        fmt: force a format name instead of the extension's.
+
+    Returns:
+        A :class:`RawSeries` with X float32 (n, C, L), NaN for missing values and right-padding.
+
+    Raises:
+        DataError: the file is missing, empty, or not what its format promises; the message names the
+            file (and line, key or field) and what was expected.
+    """
+    path = Path(path)
+    fmt = detect_format(path, fmt)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    if fmt in ("tsv", "csv", "text"):
+        raw = read_table(path, label_column=label_column, delimiter="\t" if fmt == "tsv" else None, fmt=fmt)
+    elif fmt == "ts":
+        raw = read_ts(path)
+    elif fmt == "arff":
+        raw = read_arff(path)
+    else:
+        raw = read_numpy(path, split=split, layout=layout)
+    if raw.X.shape[0] == 0 or raw.X.shape[2] == 0:
+        raise DataError(f"{path}: empty split (shape {raw.X.shape}); expected at least one series")
+    return raw
+
+
+def _is_number(token: str) -> bool:
+    token = token.strip()
+    if token in _MISSING_TOKENS:
+        return True
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _sniff_delimiter(line: str) -> str | None:
+    """The delimiter of a delimited line; ``None`` means runs of whitespace."""
+    for candidate in ("\t", ",", ";"):
+        if candidate in line:
+            return candidate
+    return None
+
+
+def _split_line(line: str, delimiter: str | None) -> list[str]:
+    return line.split() if delimiter is None else line.split(delimiter)
+
+
+def read_table(
+    path: Path,
+    *,
+    label_column: str | None = None,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    fmt: str = "csv",
+) -> RawSeries:
+    """Read a delimited text table: one univariate series per row, plus an optional label column.
+
+    A UCR ``.tsv`` is this with ``delimiter="\\t"`` and the label first. Rows must all have the same
+    number of fields (variable-length series are right-padded with ``NaN``); empty fields, ``NaN`` and
+    ``?`` are missing values.
+
+    Args:
+        path: the text file.
+        label_column: ``"first"`` (default), ``"last"`` or ``"none"``.
+        delimiter: the field separator; ``None`` sniffs it from the first line (tab, comma, semicolon,
+            else whitespace). Given explicitly, a file without it is rejected as wrongly delimited.
+        header: whether the first line names the columns; ``None`` detects it (a first line whose value
+            fields are mostly non-numeric, or whose label is text while the next line's is a number).
+        fmt: the format name recorded in the result.
+
+    Returns:
+        RawSeries with X (n, 1, L).
+    """
+    label_column = "first" if label_column is None else str(label_column).lower()
+    if label_column not in LABEL_COLUMNS:
+        raise DataError(f"{path}: label_column={label_column!r}; expected one of {', '.join(LABEL_COLUMNS)}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # utf-8-sig: spreadsheets prepend a BOM
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason}); expected a {fmt} table") from exc
+    lines = text.splitlines()
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    if not numbered:
+        raise DataError(f"{path}: empty split (no rows); expected one series per line")
+
+    first_no, first = numbered[0]
+    if delimiter is None:
+        delimiter = _sniff_delimiter(first)
+    elif delimiter not in first:
+        found = _sniff_delimiter(first)
+        found_name = "whitespace" if found is None else repr(found)
+        raise DataError(
+            f"{path}: line {first_no} holds no {delimiter!r}; expected {delimiter!r}-separated values "
+            f"(it looks {found_name}-separated: rename the file to .csv/.txt, or fix the delimiter)"
+        )
+
+    # Ragged rows: counted per line (not per value), so this stays fast on large files.
+    counts = np.array([len(_split_line(line, delimiter)) for _, line in numbered])
+    if (counts != counts[0]).any():
+        bad = int(np.flatnonzero(counts != counts[0])[0])
+        raise DataError(
+            f"{path}: line {numbered[bad][0]} has {counts[bad]} fields but line {first_no} has {counts[0]}; "
+            "expected the same number of fields on every row (pad shorter series with NaN)"
+        )
+
+    fields = _split_line(first, delimiter)
+    label_idx = {"first": 0, "last": len(fields) - 1, "none": None}[label_column]
+    if header is None:
+        header = _looks_like_header(numbered, delimiter, label_idx)
+    body_start = 1 if header else 0
+    if len(numbered) <= body_start:
+        raise DataError(f"{path}: empty split (only a header line); expected one series per line")
+
+    sep = r"\s+" if delimiter is None else delimiter
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            header=0 if header else None,
+            na_values=list(_MISSING_TOKENS),
+            skip_blank_lines=True,
+            engine="c",
+        )
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataError(f"{path}: cannot parse as a {fmt} table: {exc}") from exc
+
+    labels = None
+    if label_idx is not None:
+        if frame.shape[1] < 2:
+            raise DataError(f"{path}: a label column ({label_column}) and no values; expected label + series")
+        label_series = frame.iloc[:, label_idx]
+        if label_series.isna().any():
+            row = int(np.flatnonzero(label_series.isna().to_numpy())[0])
+            raise DataError(
+                f"{path}: line {numbered[row + body_start][0]} has no label in the {label_column} column"
+            )
+        labels = normalise_labels(label_series.to_numpy())
+        frame = frame.drop(columns=frame.columns[label_idx])
+    values = _numeric_values(frame, path, numbered, body_start, label_idx)
+    return RawSeries(X=values[:, None, :], labels=labels, path=path, format=fmt)
+
+
+def _looks_like_header(numbered: list[tuple[int, str]], delimiter: str | None, label_idx: int | None) -> bool:
+    fields = _split_line(numbered[0][1], delimiter)
+    value_fields = [f for i, f in enumerate(fields) if i != label_idx]
+    non_numeric = sum(not _is_number(f) for f in value_fields)
+    if value_fields and non_numeric * 2 >= len(value_fields):
+        return True
+    # "label,0,1,2,..." headers have numeric column names; their label cell gives them away.
+    if label_idx is not None and len(numbered) > 1 and not _is_number(fields[label_idx]):
+        second = _split_line(numbered[1][1], delimiter)
+        return _is_number(second[label_idx])
+    return False
+
+
+def _numeric_values(
+    frame: pd.DataFrame, path: Path, numbered: list[tuple[int, str]], body_start: int, label_idx: int | None
+) -> np.ndarray:
+    """The value columns as float32 (n, L), or an error naming the first non-numeric cell."""
+    for pos, column in enumerate(frame.columns):
+        col = frame[column]
+        if pd.api.types.is_numeric_dtype(col):
+            continue
+        parsed = pd.to_numeric(col, errors="coerce")
+        bad = parsed.isna() & col.notna()
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        field = pos + (1 if label_idx == 0 else 0) + 1
+        raise DataError(
+            f"{path}: line {numbered[row + body_start][0]}, field {field}: {col.iloc[row]!r} is not a "
+            "number; expected numeric values (NaN, ? or an empty field for missing values)"
+        )
+    return frame.to_numpy(dtype=np.float32)
+
+
+def read_ts(path: Path) -> RawSeries:
+    """Read an sktime/aeon ``.ts`` file (classification, with or without labels).
+
+    Header keys are case-insensitive; ``@timeStamps true`` and regression targets (``@targetLabel
+    true``) are rejected. Channels are separated by ``:``, values by ``,``, ``?`` is missing; unequal
+    lengths are right-padded with NaN.
+
+    Returns:
+        RawSeries with X (n, C, L_max).
+    """
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason}); expected a .ts file") from exc
+
+    header: dict[str, list[str]] = {}
+    data_start = None
+    for no, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not stripped.startswith("@"):
+            raise DataError(f"{path}: line {no}: data before the @data line; expected a header of @key lines")
+        key, *value = stripped.split()
+        key = key.lower()
+        if key == "@data":
+            data_start = no
+            break
+        header[key] = value
+    if data_start is None:
+        raise DataError(f"{path}: no @data line; expected a .ts header ending in @data")
+
+    def flag(key: str, default: bool) -> bool:
+        if key not in header:
+            return default
+        value = header[key][0].lower() if header[key] else ""
+        if value not in ("true", "false"):
+            raise DataError(f"{path}: {key} {' '.join(header[key])!r}; expected true or false")
+        return value == "true"
+
+    if flag("@timestamps", False):
+        raise DataError(
+            f"{path}: @timeStamps true is not supported; expected evenly sampled series (@timeStamps false)"
+        )
+    if flag("@targetlabel", False):
+        raise DataError(
+            f"{path}: @targetLabel true marks a regression problem; "
+            "expected classification (@classLabel) data"
+        )
+    labelled = flag("@classlabel", False)
+    declared = [normalise_labels([v])[0] for v in header["@classlabel"][1:]] if labelled else []
+    dims_key = "@dimensions" if "@dimensions" in header else "@dimension"
+    n_dims = int(header[dims_key][0]) if header.get(dims_key) else None
+
+    rows: list[list[np.ndarray]] = []
+    labels: list[str] = []
+    for no, line in enumerate(lines[data_start:], start=data_start + 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        parts = stripped.split(":")
+        if labelled:
+            if len(parts) < 2:
+                raise DataError(
+                    f"{path}: line {no} has no ':label' at its end; expected it (@classLabel true)"
+                )
+            labels.append(parts[-1].strip())
+            parts = parts[:-1]
+        if rows and len(parts) != len(rows[0]):
+            raise DataError(
+                f"{path}: line {no} has {len(parts)} channels but the first series has {len(rows[0])}; "
+                "expected the same number of channels for every series"
+            )
+        channels = []
+        for c, part in enumerate(parts):
+            try:
+                channels.append(np.array(part.replace("?", "nan").split(","), dtype=np.float64))
+            except ValueError as exc:
+                raise DataError(
+                    f"{path}: line {no}, channel {c + 1}: {exc}; expected comma-separated numbers or ?"
+                ) from exc
+        rows.append(channels)
+    if not rows:
+        raise DataError(f"{path}: empty split (no series after @data); expected one series per line")
+
+    n_channels = len(rows[0])
+    if n_dims is not None and n_dims != n_channels:
+        raise DataError(f"{path}: {dims_key} {n_dims} but the series have {n_channels} channels")
+    if flag("@univariate", n_channels == 1) and n_channels != 1:
+        raise DataError(f"{path}: @univariate true but the series have {n_channels} channels")
+    length = max(len(ch) for channels in rows for ch in channels)
+    X = np.full((len(rows), n_channels, length), np.nan, dtype=np.float32)
+    for i, channels in enumerate(rows):
+        for c, values in enumerate(channels):
+            X[i, c, : len(values)] = values
+    if flag("@equallength", True) and "@serieslength" in header:
+        declared_len = int(header["@serieslength"][0])
+        if declared_len != length:
+            log.warning(
+                "%s: @seriesLength %d but the longest series has %d values", path, declared_len, length
+            )
+
+    y = None
+    if labelled:
+        y = normalise_labels(labels)
+        if declared:
+            undeclared = sorted({str(v) for v in y.tolist()} - {str(v) for v in declared})
+            if undeclared:
+                raise DataError(
+                    f"{path}: labels {undeclared[:5]} are not in @classLabel "
+                    f"({' '.join(header['@classlabel'][1:])}); expected only declared classes"
+                )
+    return RawSeries(X=X, labels=y, path=path, format="ts")
+
+
+def read_arff(path: Path) -> RawSeries:
+    """Read a univariate Weka ``.arff`` file with :func:`scipy.io.arff.loadarff`.
+
+    Numeric attributes are the time points; a nominal attribute, if any, must come last and is the
+    class. Relational (multivariate) ARFF is rejected: convert it to ``.ts``.
+
+    Returns:
+        RawSeries with X (n, 1, L).
+    """
+    from scipy.io import arff
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason}); expected an .arff file") from exc
+    for no, line in enumerate(text.splitlines(), start=1):
+        tokens = line.strip().lower().split()
+        if len(tokens) >= 3 and tokens[0] == "@attribute" and tokens[2].startswith("relational"):
+            raise DataError(
+                f"{path}: line {no}: relational (multivariate) ARFF is not supported; "
+                "expected univariate ARFF (convert multivariate data to .ts or .npz)"
+            )
+        if tokens[:1] == ["@data"]:
+            break
+    try:
+        records, meta = arff.loadarff(io.StringIO(text))
+    except (arff.ArffError, ValueError, NotImplementedError) as exc:
+        raise DataError(f"{path}: cannot parse as ARFF: {exc}") from exc
+
+    names, types = meta.names(), meta.types()
+    nominal = [i for i, t in enumerate(types) if t == "nominal"]
+    if any(t not in ("numeric", "nominal") for t in types):
+        raise DataError(
+            f"{path}: attribute types {sorted(set(types))}; expected numeric (plus a nominal class)"
+        )
+    if nominal and nominal != [len(types) - 1]:
+        raise DataError(
+            f"{path}: nominal attributes {[names[i] for i in nominal]}; expected numeric time points and "
+            "at most one nominal class attribute, last"
+        )
+    value_names = [n for i, n in enumerate(names) if i not in nominal]
+    if not value_names:
+        raise DataError(f"{path}: no numeric attributes; expected one per time point")
+    X = (
+        np.stack([records[n].astype(np.float32) for n in value_names], axis=1)
+        if len(records)
+        else (np.empty((0, len(value_names)), dtype=np.float32))
+    )
+    labels = None
+    if nominal:
+        raw = records[names[nominal[0]]]
+        if len(raw) and (raw == b"?").any():
+            row = int(np.flatnonzero(raw == b"?")[0])
+            raise DataError(f"{path}: data row {row + 1} has a missing class ('?'); expected a label")
+        labels = normalise_labels(raw)
+    return RawSeries(X=X[:, None, :], labels=labels, path=path, format="arff")
+
+
+def read_numpy(path: Path, *, split: str = "train", layout: str = "nct") -> RawSeries:
+    """Read ``.npy`` (one array, no labels) or ``.npz`` (``X_train``/``y_train``/``X_test``/``y_test`` or
+    ``X``/``y``; labels optional).
+
+    Args:
+        path: the file.
+        split: which split of an ``.npz`` to read; ``X``/``y`` serve either split.
+        layout: ``"nct"``, ``"ntc"`` or ``"nt"`` — how the array's axes are ordered.
+
+    Returns:
+        RawSeries with X (n, C, L).
+    """
+    layout = layout.lower()
+    if layout not in LAYOUTS:
+        raise DataError(f"{path}: layout={layout!r}; expected one of {', '.join(LAYOUTS)}")
+    if split not in ("train", "test"):
+        raise DataError(f"{path}: split={split!r}; expected 'train' or 'test'")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as exc:  # object arrays (ragged lists) need pickle, which is unsafe to enable
+        raise DataError(
+            f"{path}: cannot read ({exc}); expected numeric arrays (pad variable-length series with NaN)"
+        ) from exc
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable .npy/.npz file ({exc})") from exc
+
+    if isinstance(loaded, np.ndarray):
+        return RawSeries(X=_apply_layout(loaded, layout, path, "array"), labels=None, path=path, format="npy")
+    with loaded:
+        keys = set(loaded.files)
+        x_key = next((k for k in (f"X_{split}", "X") if k in keys), None)
+        if x_key is None:
+            raise DataError(
+                f"{path}: arrays {sorted(keys)}; expected X_train/y_train/X_test/y_test or X/y "
+                f"(no {'X_' + split} or X for the {split} split)"
+            )
+        y_key = {"X": "y"}.get(x_key, f"y_{split}")
+        X = _apply_layout(loaded[x_key], layout, path, x_key)
+        labels = None
+        if y_key in keys:
+            y = loaded[y_key]
+            if y.ndim != 1 or y.shape[0] != X.shape[0]:
+                raise DataError(
+                    f"{path}: {y_key} has shape {y.shape} but {x_key} holds {X.shape[0]} series; "
+                    f"expected {y_key} of shape ({X.shape[0]},)"
+                )
+            labels = normalise_labels(y)
+    return RawSeries(X=X, labels=labels, path=path, format="npz")
+
+
+def npz_has_test(path: Path) -> bool:
+    """Whether an ``.npz`` file holds a test split (an ``X_test`` array)."""
+    with np.load(path, allow_pickle=False) as loaded:
+        return "X_test" in loaded.files
+
+
+def _apply_layout(arr: np.ndarray, layout: str, path: Path, key: str) -> np.ndarray:
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {key} has dtype {arr.dtype}; expected a numeric array")
+    expected_ndim = 2 if layout == "nt" else 3
+    if arr.ndim != expected_ndim:
+        hint = "nct or ntc" if arr.ndim == 3 else "nt" if arr.ndim == 2 else "none fits"
+        raise DataError(
+            f"{path}: {key} has shape {arr.shape} ({arr.ndim} axes) but layout={layout!r} expects "
+            f"{expected_ndim} axes; choose layout {hint}"
+        )
+    if layout == "nt":
+        arr = arr[:, None, :]
+    elif layout == "ntc":
+        arr = np.ascontiguousarray(np.swapaxes(arr, 1, 2))
+    if arr.shape[2] == 1 and arr.shape[1] > 1:
+        log.warning(
+            "%s: %s read as %d channels of length 1; is the layout (%s) right?",
+            path,
+            key,
+            arr.shape[1],
+            layout,
+        )
+    return arr.astype(np.float32)
