@@ -1,0 +1,116 @@
+"""One experiment cell end to end: stage 1 → stage 2 → evaluation → ``report.md``.
+
+:func:`run_pipeline` is what ``ncvqvae run`` and every sweep cell execute. Each step is idempotent and
+resumable on its own (the stages continue from their last checkpoint and return at once when their final
+checkpoint exists; the evaluation reuses what ``results.json`` already holds), so running the pipeline
+again after an interruption anywhere continues where it stopped and ends with the same results as an
+uninterrupted run. ``DONE.json`` is written atomically as the very last step: its presence is what marks
+the cell finished.
+
+Trackers (MLflow, W&B, TensorBoard) stay out of the training loops: after each stage the stage's
+``metrics.jsonl`` is replayed into the tracker (see :mod:`ncvqvae.experiments.trackers`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ncvqvae.config import RunConfig, replace
+from ncvqvae.home import atomic_write_json
+from ncvqvae.training import RunDir
+
+log = logging.getLogger(__name__)
+
+DONE_NAME = "DONE.json"  # written last, atomically: the cell is finished
+TIMINGS_NAME = "timings.json"  # wall-clock seconds per step, summed over the attempts that did work
+REPORT_NAME = "report.md"
+
+
+def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Train stage 1, train stage 2, evaluate, and write ``report.md`` into ``run_dir``.
+
+    Args:
+        cfg: the run's resolved config (``cfg.device`` picks the device, ``cfg.tracker`` an optional
+            experiment tracker).
+        run_dir: the run directory (created; an existing one is resumed).
+        progress: show the stages' progress bars (overrides ``cfg.progress``).
+
+    Returns:
+        The run's summary: dataset, variant, seed, preset, the headline metrics (reconstruction, KNN/SVM
+        probe accuracy, FID, IS, CAS, evaluator accuracy), timings and the report's path. A finished run
+        returns the summary stored in its ``DONE.json`` without doing anything.
+    """
+    from ncvqvae.evaluation.pipeline import evaluate_run
+    from ncvqvae.experiments.report import run_summary, write_run_report
+    from ncvqvae.experiments.trackers import open_tracker
+    from ncvqvae.stage1 import train_stage1
+    from ncvqvae.stage2 import train_stage2
+
+    run = RunDir(run_dir)
+    done_path = run.root / DONE_NAME
+    if done_path.is_file():
+        log.info("%s is finished (%s): nothing to do", run.root, DONE_NAME)
+        return dict(json.loads(done_path.read_text(encoding="utf-8"))["summary"])
+    cfg = replace(cfg, progress=progress)
+    run.root.mkdir(parents=True, exist_ok=True)
+    tracker = open_tracker(cfg.tracker, run.root, cfg)
+    try:
+        data = None
+        if not (run.is_finished("stage1") and run.is_finished("stage2")):
+            from ncvqvae.data.prepare import load_prepared
+
+            data = load_prepared(cfg.data, seed=cfg.seed)  # one load serves both stages
+        with _timed(run.root, "stage1", skip=run.is_finished("stage1")):
+            log.info("stage 1: training the tokenizer (%s) in %s", cfg.stage1.method, run.root)
+            train_stage1(cfg, run.root, data=data, resume=True)
+        tracker.replay_stage(run.root, "stage1")
+        with _timed(run.root, "stage2", skip=run.is_finished("stage2")):
+            log.info("stage 2: training the prior")
+            train_stage2(cfg, run.root, data=data, resume=True)
+        tracker.replay_stage(run.root, "stage2")
+        with _timed(run.root, "evaluation"):
+            log.info("evaluating (reconstruction, probes, FID, IS, CAS)")
+            evaluate_run(run.root, cfg=cfg, device=cfg.device, progress=progress)
+        report_path = write_run_report(run.root)
+        summary = {**run_summary(run.root), "report": str(report_path)}
+        tracker.log_summary(summary)
+    finally:
+        tracker.close()
+    atomic_write_json(
+        done_path,
+        {
+            "summary": summary,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "timings": read_timings(run.root),
+        },
+    )
+    return summary
+
+
+def read_timings(run_dir: str | Path) -> dict[str, float]:
+    """Seconds spent per step (``stage1``, ``stage2``, ``evaluation``), summed over attempts."""
+    path = Path(run_dir) / TIMINGS_NAME
+    if not path.is_file():
+        return {}
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+    except (ValueError, AttributeError):
+        return {}
+
+
+@contextlib.contextmanager
+def _timed(run_dir: Path, step: str, *, skip: bool = False) -> Iterator[None]:
+    """Add the wall time of ``step`` to ``timings.json`` once it completes (a kill -9 loses that attempt)."""
+    start = time.perf_counter()
+    yield
+    if skip:  # the step was already finished: it returned at once, nothing to add
+        return
+    timings = read_timings(run_dir)
+    timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - start, 3)
+    atomic_write_json(run_dir / TIMINGS_NAME, timings)

@@ -1,0 +1,719 @@
+"""Results of many runs as one tidy table, and reports shaped like the thesis' tables and figures.
+
+* :func:`collect` walks a sweep directory (or any folder of run directories), reads every run's
+  ``config.yaml``, ``results.json`` and timings, and returns one row per run: dataset, variant, method,
+  augmentation, seed, preset, every numeric result (dotted names), the headline metrics, evaluator
+  accuracy, timings and budgets. :func:`write_report` saves it as CSV and Parquet.
+* :func:`write_report` writes ``report.md`` and ``report.html``: the thesis' Tables 1–7 (mean and best-seed
+  reconstruction, mean and best KNN/SVM probe accuracy, best and mean FID/IS, mean CAS), one row per
+  dataset, one column per variant, best in bold, mean ± std when there are several seeds, and — where the
+  dataset and variant appear in the thesis tables shipped in ``anchors/`` — the thesis value and the
+  difference. Figures: probe accuracy per variant (thesis Fig. 3), FID and IS (Fig. 8, log scale), CAS
+  (Fig. 9), KNN against IS and FID across runs (Figs. 10–11).
+* :func:`write_run_report` is the one-run version that ``ncvqvae run`` writes into its run directory.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ncvqvae.errors import NcvqvaeError
+from ncvqvae.experiments.pipeline import DONE_NAME, REPORT_NAME, read_timings
+from ncvqvae.home import atomic_path, atomic_write_text
+from ncvqvae.training import RunDir
+
+log = logging.getLogger(__name__)
+
+ANCHORS_DIR = Path(__file__).parent / "anchors"
+FIGURES_DIR = "report_figures"  # sweep report figures, next to report.md
+# Headline metrics: column name → (dotted key in results.json, label, which direction is better).
+HEADLINE: dict[str, tuple[str, str, str]] = {
+    "recon": ("stage1.reconstruction.recon", "reconstruction error (test)", "lower"),
+    "knn": ("stage1.probes.knn_accuracy", "KNN probe accuracy", "higher"),
+    "svm": ("stage1.probes.svm_accuracy", "SVM probe accuracy", "higher"),
+    "fid": ("generation.fid", "FID", "lower"),
+    "is": ("generation.is_mean", "IS", "higher"),
+    "cas": ("generation.cas", "CAS", "higher"),
+    "evaluator_accuracy": ("generation.evaluator.test_accuracy", "evaluator test accuracy", "higher"),
+}
+VARIANT_ORDER = (
+    "baseline",
+    "bt_warp",
+    "bt_slice",
+    "bt_gauss",
+    "vibcreg_warp",
+    "vibcreg_slice",
+    "vibcreg_gauss",
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------------------------------
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of nested dicts as ``{"a.b.c": value}`` (lists, strings and booleans are left out)."""
+    out: dict[str, float] = {}
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        out[prefix.rstrip(".")] = float(node)
+    return out
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    """The run's ``results.json`` (empty when it has none yet)."""
+    path = Path(run_dir) / "results.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise NcvqvaeError(f"{path}: not valid JSON ({err})") from err
+
+
+def run_row(run_dir: str | Path) -> dict[str, Any]:
+    """One tidy row describing a run directory: identity, budgets, timings, headline and all metrics."""
+    from ncvqvae.experiments.sweep import FAILED_NAME, Variant, cell_status
+
+    run_dir = Path(run_dir)
+    cfg = RunDir(run_dir).read_config()
+    variant = Variant.from_config(cfg)
+    metrics = flatten(read_results(run_dir))
+    timings = read_timings(run_dir)
+    row: dict[str, Any] = {
+        "dataset": cfg.data.dataset,
+        "variant": variant.name,
+        "method": variant.method,
+        "augmentation": "+".join(variant.augmentations) or "none",
+        "seed": cfg.seed,
+        "preset": cfg.preset or "",
+        "status": cell_status(run_dir),
+    }
+    for column, (key, _label, _better) in HEADLINE.items():
+        row[column] = metrics.get(key, math.nan)
+    row.update(
+        {
+            "stage1_s": timings.get("stage1", math.nan),
+            "stage2_s": timings.get("stage2", math.nan),
+            "evaluation_s": timings.get("evaluation", math.nan),
+            "total_s": sum(timings.values()) if timings else math.nan,
+            "stage1_epochs": cfg.stage1.epochs,
+            "stage1_max_steps": cfg.stage1.max_steps,
+            "stage2_epochs": cfg.stage2.epochs,
+            "stage2_max_steps": cfg.stage2.max_steps,
+            "evaluator_epochs": cfg.evaluation.evaluator_epochs,
+            "cas_epochs": cfg.evaluation.cas_epochs or cfg.evaluation.evaluator_epochs,
+            "run_dir": str(run_dir),
+        }
+    )
+    if row["status"] == "failed":
+        failure = json.loads((run_dir / FAILED_NAME).read_text(encoding="utf-8"))
+        row["error"] = failure.get("error", "")
+    row.update({k: v for k, v in metrics.items() if k not in row})
+    return row
+
+
+def run_summary(run_dir: str | Path) -> dict[str, Any]:
+    """The short summary of one run: identity, headline metrics and timings (what ``ncvqvae run`` prints)."""
+    row = run_row(run_dir)
+    keep = [
+        "dataset",
+        "variant",
+        "seed",
+        "preset",
+        *HEADLINE,
+        "stage1_s",
+        "stage2_s",
+        "evaluation_s",
+        "total_s",
+    ]
+    return {k: (None if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in keep}
+
+
+# --------------------------------------------------------------------------------------------------
+# Many runs
+# --------------------------------------------------------------------------------------------------
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Every run directory under ``root`` (a folder holding ``config.yaml``), ``root`` itself included."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NcvqvaeError(f"{root}: no such directory")
+    return sorted(p.parent for p in root.glob("**/config.yaml"))
+
+
+def collect(sweep_dir: str | Path, *, finished_only: bool = False) -> pd.DataFrame:
+    """One tidy row per run found under ``sweep_dir`` (see :func:`run_row`), sorted dataset/variant/seed.
+
+    Args:
+        sweep_dir: a sweep directory, a folder of runs, or a single run directory.
+        finished_only: keep only runs whose ``DONE.json`` exists (default: every run, with its status).
+    """
+    rows = [run_row(d) for d in find_runs(sweep_dir) if not finished_only or (d / DONE_NAME).is_file()]
+    if not rows:
+        return pd.DataFrame(
+            columns=["dataset", "variant", "method", "augmentation", "seed", "preset", "status"]
+        )
+    df = pd.DataFrame(rows)
+    df["_order"] = df["variant"].map(_variant_rank)
+    df = (
+        df.sort_values(["dataset", "_order", "variant", "seed"]).drop(columns="_order").reset_index(drop=True)
+    )
+    return df
+
+
+def _variant_rank(name: str) -> int:
+    return VARIANT_ORDER.index(name) if name in VARIANT_ORDER else len(VARIANT_ORDER)
+
+
+def write_tables(df: pd.DataFrame, out_dir: str | Path, stem: str = "results") -> list[Path]:
+    """Write ``df`` as ``<stem>.csv`` and, when pyarrow is installed, ``<stem>.parquet`` (atomically)."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{stem}.csv"]
+    with atomic_path(paths[0]) as tmp:
+        df.to_csv(tmp, index=False)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        log.warning("pyarrow is not installed: wrote CSV only (pip install pyarrow for Parquet)")
+        return paths
+    paths.append(out_dir / f"{stem}.parquet")
+    with atomic_path(paths[1]) as tmp:
+        df.to_parquet(tmp, index=False)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------
+# Thesis tables
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One thesis table: a metric aggregated over seeds, with its anchor file and column suffix."""
+
+    title: str
+    metric: str  # a HEADLINE column
+    agg: str  # "mean" (± std over seeds) or "best" (best seed, "top 1")
+    anchor_file: str | None = None
+    anchor_suffix: str = ""  # anchor columns are "<variant><suffix>", e.g. "bt_warp_knn"
+
+
+THESIS_TABLES = (
+    TableSpec(
+        "Table 1 — reconstruction error on test, mean over seeds", "recon", "mean", "table1_recon_mean.csv"
+    ),
+    TableSpec("Table 2 — reconstruction error on test, best seed", "recon", "best", "table2_recon_top1.csv"),
+    TableSpec(
+        "Table 3a — KNN probe accuracy, mean over seeds", "knn", "mean", "table3_probe_mean.csv", "_knn"
+    ),
+    TableSpec(
+        "Table 3b — linear SVM probe accuracy, mean over seeds",
+        "svm",
+        "mean",
+        "table3_probe_mean.csv",
+        "_svm",
+    ),
+    TableSpec("Table 4a — KNN probe accuracy, best seed", "knn", "best", "table4_probe_top1.csv", "_knn"),
+    TableSpec(
+        "Table 4b — linear SVM probe accuracy, best seed", "svm", "best", "table4_probe_top1.csv", "_svm"
+    ),
+    TableSpec("Table 5a — FID, best seed", "fid", "best", "table5_fid_is_top1.csv", "_fid"),
+    TableSpec("Table 5b — IS, best seed", "is", "best", "table5_fid_is_top1.csv", "_is"),
+    TableSpec("Table 6a — FID, mean over seeds", "fid", "mean", "table6_fid_is_mean.csv", "_fid"),
+    TableSpec("Table 6b — IS, mean over seeds", "is", "mean", "table6_fid_is_mean.csv", "_is"),
+    TableSpec(
+        "Table 7 — CAS (classification accuracy score), mean over seeds", "cas", "mean", "table7_cas_mean.csv"
+    ),
+)
+
+
+def load_anchor(name: str) -> pd.DataFrame:
+    """A thesis table shipped in ``anchors/`` indexed by lower-cased dataset name."""
+    df = pd.read_csv(ANCHORS_DIR / name)
+    df["dataset"] = df["dataset"].str.lower()
+    return df.set_index("dataset")
+
+
+def anchor_value(anchor: pd.DataFrame | None, dataset: str, column: str) -> float | None:
+    """The thesis value for (dataset, column), matching dataset names case-insensitively, or ``None``."""
+    if anchor is None or column not in anchor.columns or dataset.lower() not in anchor.index:
+        return None
+    value = anchor.at[dataset.lower(), column]
+    return None if pd.isna(value) else float(value)
+
+
+def thesis_table(df: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Aggregate one metric over seeds: rows = dataset, columns = variant; cells hold value, std, n, anchor.
+
+    Returns a long frame with columns dataset, variant, value (mean or best), std, n, anchor, diff, best
+    (True for the row's best variant).
+    """
+    better = HEADLINE[spec.metric][2]
+    data = df.dropna(subset=[spec.metric]) if spec.metric in df.columns else df.iloc[0:0]
+    anchor = load_anchor(spec.anchor_file) if spec.anchor_file else None
+    rows = []
+    for (dataset, variant), group in data.groupby(["dataset", "variant"], sort=False):
+        values = group[spec.metric].astype(float)
+        if spec.agg == "mean":
+            value = float(values.mean())
+        else:
+            value = float(values.min() if better == "lower" else values.max())
+        std = float(values.std(ddof=1)) if spec.agg == "mean" and len(values) > 1 else math.nan
+        ref = anchor_value(anchor, str(dataset), f"{variant}{spec.anchor_suffix}")
+        rows.append(
+            {
+                "dataset": dataset,
+                "variant": variant,
+                "value": value,
+                "std": std,
+                "n": len(values),
+                "anchor": ref if ref is not None else math.nan,
+                "diff": value - ref if ref is not None else math.nan,
+            }
+        )
+    out = pd.DataFrame(rows, columns=["dataset", "variant", "value", "std", "n", "anchor", "diff"])
+    if out.empty:
+        return out.assign(best=pd.Series(dtype=bool))
+    pick = out.groupby("dataset")["value"].transform("min" if better == "lower" else "max")
+    out["best"] = (out["value"] == pick) & (out.groupby("dataset")["value"].transform("count") > 1)
+    return out
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def _table_block(
+    long: pd.DataFrame, variants: Sequence[str], digits: int = 3
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a thesis table: one row per dataset, one column per variant."""
+    header = ["dataset", *variants]
+    rows = []
+    for dataset, group in long.groupby("dataset", sort=False):
+        cells = {r.variant: r for r in group.itertuples()}
+        row = [str(dataset)]
+        for variant in variants:
+            r = cells.get(variant)
+            if r is None:
+                row.append("")
+                continue
+            text = _fmt(r.value, digits)
+            if not math.isnan(r.std):
+                text += f" ± {_fmt(r.std, digits)}"
+            if r.best:
+                text = f"**{text}**"
+            if not math.isnan(r.anchor):
+                text += f" (thesis {_fmt(r.anchor, digits)}, Δ {r.diff:+.{digits}f})"
+            row.append(text)
+        rows.append(row)
+    return header, rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------------
+
+
+def _variants_in(df: pd.DataFrame) -> list[str]:
+    return sorted(df["variant"].unique(), key=lambda v: (_variant_rank(v), v))
+
+
+def plot_metric_bars(
+    df: pd.DataFrame, metrics: Sequence[str], path: str | Path, *, log_scale: bool = False, title: str = ""
+) -> Path:
+    """Grouped bars: a panel per metric, datasets along x, a bar per variant (mean ± std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    variants = _variants_in(df)
+    datasets = list(dict.fromkeys(df["dataset"]))
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(max(5.0, 1.3 * len(datasets) * len(metrics) + 2), 3.8), squeeze=False
+    )
+    width = 0.8 / max(1, len(variants))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        stats = df.groupby(["dataset", "variant"])[metric].agg(["mean", "std"])
+        for i, variant in enumerate(variants):
+            means = [stats["mean"].get((d, variant), math.nan) for d in datasets]
+            stds = [stats["std"].get((d, variant), math.nan) for d in datasets]
+            xs = [j + (i - (len(variants) - 1) / 2) * width for j in range(len(datasets))]
+            ax.bar(
+                xs,
+                means,
+                width=width,
+                yerr=[0 if math.isnan(s) else s for s in stds],
+                capsize=2,
+                label=variant,
+            )
+        ax.set_xticks(range(len(datasets)))
+        ax.set_xticklabels(datasets, rotation=30, ha="right")
+        ax.set_ylabel(HEADLINE[metric][1])
+        if log_scale:
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_knn_scatter(df: pd.DataFrame, metric: str, path: str | Path) -> Path:
+    """KNN probe accuracy against ``metric`` (IS or FID) across runs, one colour per variant (Figs. 10–11)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    data = df.dropna(subset=["knn", metric])
+    for variant in _variants_in(data) if len(data) else []:
+        sub = data[data["variant"] == variant]
+        ax.scatter(sub[metric], sub["knn"], label=variant, s=24, alpha=0.8)
+    ax.set_xlabel(HEADLINE[metric][1])
+    ax.set_ylabel(HEADLINE["knn"][1])
+    if metric == "fid" and len(data) and (data[metric] > 0).all():
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    if len(data):
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sweep_figures(df: pd.DataFrame, out_dir: str | Path) -> list[tuple[str, Path]]:
+    """The thesis figures for the runs in ``df``: (caption, path) pairs for the metrics present."""
+    out_dir = Path(out_dir)
+    out: list[tuple[str, Path]] = []
+
+    def has(*metrics: str) -> bool:
+        return all(m in df.columns and df[m].notna().any() for m in metrics)
+
+    if has("knn", "svm"):
+        out.append(
+            (
+                "Probe accuracy per variant (thesis Fig. 3)",
+                plot_metric_bars(df, ["knn", "svm"], out_dir / "probe_accuracy.png"),
+            )
+        )
+    if has("fid", "is"):
+        out.append(
+            (
+                "FID and IS per variant, log scale (thesis Fig. 8)",
+                plot_metric_bars(df, ["fid", "is"], out_dir / "fid_is.png", log_scale=True),
+            )
+        )
+    if has("cas"):
+        out.append(("CAS per variant (thesis Fig. 9)", plot_metric_bars(df, ["cas"], out_dir / "cas.png")))
+    if has("knn", "is"):
+        out.append(
+            (
+                "KNN accuracy against IS across runs (thesis Fig. 10)",
+                plot_knn_scatter(df, "is", out_dir / "knn_vs_is.png"),
+            )
+        )
+    if has("knn", "fid"):
+        out.append(
+            (
+                "KNN accuracy against FID across runs (thesis Fig. 11)",
+                plot_knn_scatter(df, "fid", out_dir / "knn_vs_fid.png"),
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Documents: a list of blocks rendered to Markdown and to HTML
+# --------------------------------------------------------------------------------------------------
+
+
+Block = (
+    tuple  # ("h1"|"h2"|"p", text) | ("table", header, rows) | ("img", caption, relative path) | ("pre", text)
+)
+
+
+def to_markdown(blocks: Iterable[Block]) -> str:
+    """Render blocks as Markdown (pipe tables; ``**bold**`` kept as is)."""
+    parts = []
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h1", "h2", "h3"):
+            parts.append("#" * int(kind[1]) + " " + block[1])
+        elif kind == "p":
+            parts.append(block[1])
+        elif kind == "pre":
+            parts.append("```\n" + block[1].rstrip() + "\n```")
+        elif kind == "table":
+            header, rows = block[1], block[2]
+            lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+            parts.append("\n".join(lines))
+        elif kind == "img":
+            parts.append(f"![{block[1]}]({block[2]})\n\n*{block[1]}*")
+    return "\n\n".join(parts) + "\n"
+
+
+def _inline_html(text: str) -> str:
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text)).replace("`", "")
+
+
+def to_html(blocks: Iterable[Block], title: str) -> str:
+    """Render blocks as a standalone HTML page (no external assets)."""
+    body = []
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h1", "h2", "h3"):
+            body.append(f"<{kind}>{_inline_html(block[1])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline_html(block[1])}</p>")
+        elif kind == "pre":
+            body.append(f"<pre>{html.escape(block[1])}</pre>")
+        elif kind == "table":
+            head = "".join(f"<th>{_inline_html(h)}</th>" for h in block[1])
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in block[2]
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "img":
+            src, cap = html.escape(block[2]), html.escape(block[1])
+            body.append(f'<figure><img src="{src}" alt="{cap}"><figcaption>{cap}</figcaption></figure>')
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f3f3f3}"
+        "img{max-width:100%}figcaption{font-style:italic}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _budget_text(df: pd.DataFrame) -> str:
+    """The training budgets of the runs in ``df`` (epochs per stage, step caps, evaluator and CAS epochs)."""
+
+    def values(column: str) -> str:
+        if column not in df.columns:
+            return "?"
+        uniq = sorted({str(v) for v in df[column] if not (isinstance(v, float) and math.isnan(v))})
+        return " / ".join(uniq).replace("None", "no cap") or "?"
+
+    presets = values("preset") or "none"
+    return (
+        f"Budget: preset {presets}; stage 1 {values('stage1_epochs')} epochs "
+        f"(step cap {values('stage1_max_steps')}); "
+        f"stage 2 {values('stage2_epochs')} epochs (step cap {values('stage2_max_steps')}); FCN evaluator "
+        f"{values('evaluator_epochs')} epochs; CAS classifier {values('cas_epochs')} epochs. The thesis used "
+        "1000 + 1000 epochs and a pretrained evaluator (1000 epochs): compare variants with each other "
+        "under the same budget and evaluator, and read the thesis columns as a reference, not a target, "
+        "at smaller budgets."
+    )
+
+
+def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: str) -> list[Block]:
+    """The blocks of a sweep report: overview, budget, Tables 1–7, evaluator accuracy, failures, figures."""
+    blocks: list[Block] = [("h1", title)]
+    statuses = df["status"].value_counts().to_dict() if "status" in df.columns else {}
+    blocks.append(
+        (
+            "p",
+            f"{len(df)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ". "
+            f"Datasets: {', '.join(dict.fromkeys(df['dataset']))}. "
+            f"Seeds per cell: {df.groupby(['dataset', 'variant'])['seed'].nunique().max()}.",
+        )
+    )
+    blocks.append(("p", _budget_text(df)))
+    blocks.append(
+        (
+            "p",
+            "Best variant per dataset in **bold** (lower is better for reconstruction and FID, "
+            "higher for the rest); mean ± std over seeds; in brackets the thesis value (4 seeds, "
+            "1000 + 1000 epochs) and the difference, where the thesis reports that dataset and variant.",
+        )
+    )
+    variants = _variants_in(df) if len(df) else []
+    for spec in THESIS_TABLES:
+        long = thesis_table(df, spec)
+        if long.empty:
+            continue
+        blocks.append(("h2", spec.title))
+        header, rows = _table_block(long, variants)
+        blocks.append(("table", header, rows))
+    if "evaluator_accuracy" in df.columns and df["evaluator_accuracy"].notna().any():
+        blocks.append(("h2", "Evaluator (supervised FCN) test accuracy"))
+        ceilings = load_anchor("real_data_ceilings.csv")
+        rows = []
+        for dataset, group in df.dropna(subset=["evaluator_accuracy"]).groupby("dataset", sort=False):
+            ref = anchor_value(ceilings, str(dataset), "acc_fcn")
+            rows.append(
+                [
+                    str(dataset),
+                    _fmt(float(group["evaluator_accuracy"].mean())),
+                    _fmt(ref) if ref is not None else "–",
+                ]
+            )
+        blocks.append(
+            ("table", ["dataset", "evaluator accuracy", "published FCN accuracy (Fawaz et al. 2019)"], rows)
+        )
+    failed = df[df["status"] == "failed"] if "status" in df.columns else df.iloc[0:0]
+    if len(failed):
+        blocks.append(("h2", "Failed runs"))
+        rows = [
+            [r.dataset, r.variant, str(r.seed), str(getattr(r, "error", ""))[:300]]
+            for r in failed.itertuples()
+        ]
+        blocks.append(("table", ["dataset", "variant", "seed", "error"], rows))
+    if figures:
+        blocks.append(("h2", "Figures"))
+        blocks.extend(("img", caption, rel) for caption, rel in figures)
+    return blocks
+
+
+def write_report(
+    sweep_dir: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    figures: bool = True,
+    title: str | None = None,
+) -> dict[str, Path]:
+    """Collect ``sweep_dir`` and write results.csv/.parquet, report.md, report.html and the figures.
+
+    Args:
+        sweep_dir: a sweep directory (or any folder of run directories).
+        out_dir: where to write (default: ``sweep_dir``).
+        figures: draw the figures (``report_figures/*.png``).
+        title: the report's title (default: the sweep's name).
+
+    Returns:
+        ``{"csv", "parquet" (if pyarrow), "markdown", "html"}`` → paths.
+    """
+    sweep_dir = Path(sweep_dir)
+    out_dir = Path(out_dir) if out_dir is not None else sweep_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = collect(sweep_dir)
+    if df.empty:
+        raise NcvqvaeError(f"{sweep_dir}: no run directories found (folders holding config.yaml)")
+    paths = {p.suffix.lstrip("."): p for p in write_tables(df, out_dir)}
+    done = df[df["status"] == "done"] if (df["status"] == "done").any() else df
+    figure_links: list[tuple[str, str]] = []
+    if figures:
+        for caption, path in sweep_figures(done, out_dir / FIGURES_DIR):
+            figure_links.append((caption, path.relative_to(out_dir).as_posix()))
+    title = title or f"Sweep report: {_sweep_name(sweep_dir)}"
+    blocks = report_blocks(df, figure_links, title)
+    paths["markdown"] = out_dir / "report.md"
+    paths["html"] = out_dir / "report.html"
+    atomic_write_text(paths["markdown"], to_markdown(blocks))
+    atomic_write_text(paths["html"], to_html(blocks, title))
+    return paths
+
+
+def _sweep_name(sweep_dir: Path) -> str:
+    spec = sweep_dir / "sweep.yaml"
+    if spec.is_file():
+        data = yaml.safe_load(spec.read_text(encoding="utf-8")) or {}
+        if isinstance(data, dict) and data.get("name"):
+            return str(data["name"])
+    return sweep_dir.name
+
+
+# --------------------------------------------------------------------------------------------------
+# One run's report
+# --------------------------------------------------------------------------------------------------
+
+
+def run_report_blocks(run_dir: str | Path) -> list[Block]:
+    """Blocks of one run's ``report.md``: identity, budget, metrics beside thesis values, timings, figures."""
+    run_dir = Path(run_dir)
+    row = run_row(run_dir)
+    df = pd.DataFrame([row])
+    cfg = RunDir(run_dir).read_config()
+    title = f"{row['dataset']} · {row['variant']} · seed {row['seed']}"
+    blocks: list[Block] = [("h1", title)]
+    blocks.append(
+        (
+            "p",
+            f"Run directory `{run_dir}`; stage-1 method {cfg.stage1.method}"
+            + (f" with {', '.join(cfg.stage1.augmentation.names)}" if cfg.stage1.method != "baseline" else "")
+            + f"; prior variant {cfg.stage2.variant}; device {cfg.device}.",
+        )
+    )
+    blocks.append(("p", _budget_text(df)))
+    anchors = {spec.metric: spec for spec in THESIS_TABLES if spec.agg == "mean"}
+    rows = []
+    for column, (_key, label, better) in HEADLINE.items():
+        value = row[column]
+        spec = anchors.get(column)
+        ref = None
+        if spec is not None and spec.anchor_file:
+            ref = anchor_value(
+                load_anchor(spec.anchor_file), row["dataset"], f"{row['variant']}{spec.anchor_suffix}"
+            )
+        if column == "evaluator_accuracy":
+            ref = anchor_value(load_anchor("real_data_ceilings.csv"), row["dataset"], "acc_fcn")
+        diff = value - ref if ref is not None and not math.isnan(value) else math.nan
+        rows.append(
+            [
+                label,
+                _fmt(value),
+                f"{better} is better",
+                _fmt(ref if ref is not None else math.nan),
+                "–" if math.isnan(diff) else f"{diff:+.3f}",
+            ]
+        )
+    blocks.append(("h2", "Results"))
+    blocks.append(("table", ["metric", "this run", "", "thesis (mean of 4 seeds)", "difference"], rows))
+    timings = [
+        [k, f"{row[f'{k}_s']:.1f} s"]
+        for k in ("stage1", "stage2", "evaluation")
+        if not math.isnan(row[f"{k}_s"])
+    ]
+    if timings:
+        blocks.append(("h2", "Timings"))
+        blocks.append(("table", ["step", "wall time"], timings))
+    pictures = sorted((run_dir / "evaluation").glob("*.png")) if (run_dir / "evaluation").is_dir() else []
+    if pictures:
+        blocks.append(("h2", "Figures"))
+        for path in pictures:
+            blocks.append(("img", path.stem.replace("_", " "), path.relative_to(run_dir).as_posix()))
+    return blocks
+
+
+def write_run_report(run_dir: str | Path) -> Path:
+    """Write ``<run_dir>/report.md`` (and ``report.html``) for one run; return the Markdown path."""
+    run_dir = Path(run_dir)
+    blocks = run_report_blocks(run_dir)
+    path = run_dir / REPORT_NAME
+    atomic_write_text(path, to_markdown(blocks))
+    atomic_write_text(path.with_suffix(".html"), to_html(blocks, str(blocks[0][1])))
+    return path
