@@ -218,3 +218,13 @@ def test_warp_covering_the_whole_series() -> None:
     for b in range(10):
         ref = window_warp_reference(x[b, 0].numpy(), 0, float(draw.scales[b]), window_ratio=1.0)
         np.testing.assert_allclose(out[b, 0].numpy(), ref, atol=1e-9)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_cuda_with_a_cuda_generator() -> None:
+    x = torch.randn(16, 2, 64, generator=gen()).cuda()
+    for name in ALL_NAMES:
+        aug = build_augmentation(AugmentationConfig(names=(name,)))
+        out = aug(x, torch.Generator(device="cuda").manual_seed(1))
+        assert out.device == x.device and out.shape == x.shape
+        assert torch.equal(out, aug(x, torch.Generator(device="cuda").manual_seed(1)))
