@@ -708,34 +708,37 @@ def read_numpy(path: Path, *, split: str = "train", layout: str = "nct") -> RawS
         raise DataError(f"{path}: split={split!r}; expected 'train' or 'test'")
     try:
         loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            X = _apply_layout(loaded, layout, path, "array")
+            return RawSeries(X=X, labels=None, path=path, format="npy")
+        with loaded:  # .npz members are read lazily, so object arrays fail here, inside the try
+            keys = set(loaded.files)
+            x_key = next((k for k in (f"X_{split}", "X") if k in keys), None)
+            if x_key is None:
+                raise DataError(
+                    f"{path}: arrays {sorted(keys)}; expected X_train/y_train/X_test/y_test or X/y "
+                    f"(no {'X_' + split} or X for the {split} split)"
+                )
+            y_key = {"X": "y"}.get(x_key, f"y_{split}")
+            X = _apply_layout(loaded[x_key], layout, path, x_key)
+            y = loaded[y_key] if y_key in keys else None
+    except DataError:
+        raise
     except ValueError as exc:  # object arrays (ragged lists) need pickle, which is unsafe to enable
         raise DataError(
             f"{path}: cannot read ({exc}); expected numeric arrays (pad variable-length series with NaN)"
         ) from exc
-    except OSError as exc:
+    except (OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy/.npz file ({exc})") from exc
 
-    if isinstance(loaded, np.ndarray):
-        return RawSeries(X=_apply_layout(loaded, layout, path, "array"), labels=None, path=path, format="npy")
-    with loaded:
-        keys = set(loaded.files)
-        x_key = next((k for k in (f"X_{split}", "X") if k in keys), None)
-        if x_key is None:
+    labels = None
+    if y is not None:
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise DataError(
-                f"{path}: arrays {sorted(keys)}; expected X_train/y_train/X_test/y_test or X/y "
-                f"(no {'X_' + split} or X for the {split} split)"
+                f"{path}: {y_key} has shape {y.shape} but {x_key} holds {X.shape[0]} series; "
+                f"expected {y_key} of shape ({X.shape[0]},)"
             )
-        y_key = {"X": "y"}.get(x_key, f"y_{split}")
-        X = _apply_layout(loaded[x_key], layout, path, x_key)
-        labels = None
-        if y_key in keys:
-            y = loaded[y_key]
-            if y.ndim != 1 or y.shape[0] != X.shape[0]:
-                raise DataError(
-                    f"{path}: {y_key} has shape {y.shape} but {x_key} holds {X.shape[0]} series; "
-                    f"expected {y_key} of shape ({X.shape[0]},)"
-                )
-            labels = normalise_labels(y)
+        labels = normalise_labels(y)
     return RawSeries(X=X, labels=labels, path=path, format="npz")
 
 
