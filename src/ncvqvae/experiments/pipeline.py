@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ncvqvae.config import RunConfig, replace
+from ncvqvae.config import RunConfig, replace, to_dict
 from ncvqvae.home import atomic_write_json
 from ncvqvae.training import RunDir
 
@@ -54,10 +54,15 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
 
     run = RunDir(run_dir)
     done_path = run.root / DONE_NAME
-    if done_path.is_file():
-        log.info("%s is finished (%s): nothing to do", run.root, DONE_NAME)
-        return dict(json.loads(done_path.read_text(encoding="utf-8"))["summary"])
     cfg = replace(cfg, progress=progress)
+    if done_path.is_file():
+        done = json.loads(done_path.read_text(encoding="utf-8"))
+        if done.get("config") == result_config(cfg):
+            log.info("%s is finished (%s): nothing to do", run.root, DONE_NAME)
+            return dict(done["summary"])
+        # Another config for a finished run: the stages refuse it if their fields differ; otherwise (an
+        # evaluation setting changed) the finished stages return at once and the evaluation is redone.
+        log.info("%s is finished, but with another config: checking and re-evaluating", run.root)
     run.root.mkdir(parents=True, exist_ok=True)
     tracker = open_tracker(cfg.tracker, run.root, cfg)
     try:
@@ -74,6 +79,7 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
             log.info("stage 2: training the prior")
             train_stage2(cfg, run.root, data=data, resume=True)
         tracker.replay_stage(run.root, "stage2")
+        run.write_config(cfg)  # the stages accepted cfg; record the evaluation settings it holds too
         with _timed(run.root, "evaluation"):
             log.info("evaluating (reconstruction, probes, FID, IS, CAS)")
             evaluate_run(run.root, cfg=cfg, device=cfg.device, progress=progress)
@@ -86,11 +92,25 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
         done_path,
         {
             "summary": summary,
+            "config": result_config(cfg),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "timings": read_timings(run.root),
         },
     )
     return summary
+
+
+# Fields that never change a run's results: where and how it runs, and what it is called.
+_BOOKKEEPING = ("progress", "device", "tracker", "preset")
+
+
+def result_config(cfg: RunConfig) -> dict[str, Any]:
+    """The config as a dict without the bookkeeping fields (what a finished run is compared on)."""
+    data = {k: v for k, v in to_dict(cfg).items() if k not in _BOOKKEEPING}
+    data["data"] = {
+        k: v for k, v in data["data"].items() if k != "data_dir"
+    }  # where the files are, not which
+    return data
 
 
 def read_timings(run_dir: str | Path) -> dict[str, float]:
