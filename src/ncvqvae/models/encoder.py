@@ -171,6 +171,14 @@ def _up_block(dim: int, dropout: float) -> nn.Sequential:
     )
 
 
+def _res_stack(dim: int, n_blocks: int, *, batch_norm: bool, dropout: float) -> list[nn.Sequential]:
+    # Each residual block is followed by a BatchNorm2d outside it (SPEC §3).
+    return [
+        nn.Sequential(ResBlock(dim, batch_norm=batch_norm, dropout=dropout), nn.BatchNorm2d(dim))
+        for _ in range(n_blocks)
+    ]
+
+
 def _up_conv(in_dim: int, out_dim: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(in_dim, out_dim, kernel_size=(3, 4), stride=(1, 2), padding=(1, 1))
 
@@ -204,12 +212,7 @@ class Encoder(nn.Module):
         self.layers = nn.Sequential(
             _down_block(in_channels, hidden_dim, dropout),
             *[_down_block(hidden_dim, hidden_dim, dropout) for _ in range(n_down - 1)],
-            *[
-                nn.Sequential(
-                    ResBlock(hidden_dim, batch_norm=True, dropout=dropout), nn.BatchNorm2d(hidden_dim)
-                )
-                for _ in range(n_res_blocks)
-            ],
+            *_res_stack(hidden_dim, n_res_blocks, batch_norm=True, dropout=dropout),
         )
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -243,12 +246,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.output_size = (int(output_size[0]), int(output_size[1]))
         self.layers = nn.Sequential(
-            *[
-                nn.Sequential(
-                    ResBlock(hidden_dim, batch_norm=False, dropout=dropout), nn.BatchNorm2d(hidden_dim)
-                )
-                for _ in range(n_res_blocks)
-            ],
+            *_res_stack(hidden_dim, n_res_blocks, batch_norm=False, dropout=dropout),
             *[_up_block(hidden_dim, dropout) for _ in range(n_down - 1)],
             _up_conv(hidden_dim, out_channels),
             _up_conv(out_channels, out_channels),  # the reference's extra upsampling, for detail
