@@ -1,0 +1,199 @@
+"""The tidy results table, the thesis-style tables with anchors, and the report files.
+
+Run directories are written by hand here (config, results, timings, DONE), so the numbers are known and
+the aggregation can be checked exactly; a report over real tiny runs is in test_experiments_sweep_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+
+from ncvqvae.experiments.pipeline import DONE_NAME, TIMINGS_NAME
+from ncvqvae.experiments.report import (
+    HEADLINE,
+    THESIS_TABLES,
+    collect,
+    flatten,
+    thesis_table,
+    write_report,
+    write_run_report,
+)
+from ncvqvae.experiments.sweep import FAILED_NAME, spec_from_dict
+from ncvqvae.home import atomic_write_json
+from ncvqvae.training import RunDir
+
+# recon per (dataset, variant, seed): baseline is better on ECG5000, bt_warp on twopatterns
+RECON = {
+    ("ECG5000", "baseline", 0): 0.04,
+    ("ECG5000", "baseline", 1): 0.06,
+    ("ECG5000", "bt_warp", 0): 0.09,
+    ("ECG5000", "bt_warp", 1): 0.07,
+    ("twopatterns", "baseline", 0): 0.30,
+    ("twopatterns", "baseline", 1): 0.20,
+    ("twopatterns", "bt_warp", 0): 0.10,
+    ("twopatterns", "bt_warp", 1): 0.12,
+}
+
+
+def _results(recon: float, seed: int) -> dict:
+    """A results.json holding every headline metric at its HEADLINE key (plus a nested extra)."""
+    values = {
+        "recon": recon,
+        "knn": 0.8 + 0.01 * seed,
+        "svm": 0.7,
+        "fid": 2.0 + seed,
+        "is": 1.5,
+        "cas": 0.9 - 0.1 * seed,
+        "evaluator_accuracy": 0.95,
+    }
+    out: dict = {"generation": {"per_class_fid": {"0": 1.0, "1": 3.0}, "note": "text is left out"}}
+    for column, (key, _label, _better) in HEADLINE.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = values[column]
+    return out
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    spec = spec_from_dict(
+        {
+            "name": "fake",
+            "preset": "smoke",
+            "datasets": ["ECG5000", "twopatterns"],
+            "variants": ["baseline", "bt_warp"],
+            "seeds": [0, 1, 2],
+        },
+        source="fake.yaml",
+    )
+    for cell in spec.cells():
+        run = RunDir(cell.run_dir(tmp_path))
+        run.write_config(spec.cell_config(cell))
+        if cell.seed == 2:  # the third seed failed everywhere
+            atomic_write_json(run.root / FAILED_NAME, {"error": "RuntimeError: boom"})
+            continue
+        atomic_write_json(
+            run.results_path, _results(RECON[(cell.dataset, cell.variant.name, cell.seed)], cell.seed)
+        )
+        atomic_write_json(run.root / TIMINGS_NAME, {"stage1": 10.0, "stage2": 5.0, "evaluation": 2.5})
+        atomic_write_json(run.root / DONE_NAME, {"summary": {}})
+    return tmp_path
+
+
+def test_flatten_keeps_numeric_leaves_with_dotted_names() -> None:
+    assert flatten({"a": {"b": 1, "c": [1, 2], "d": "x", "e": True, "f": {"g": 2.5}}}) == {
+        "a.b": 1.0,
+        "a.f.g": 2.5,
+    }
+
+
+def test_collect_gives_one_tidy_row_per_run(sweep_dir: Path) -> None:
+    df = collect(sweep_dir)
+    assert len(df) == 12 and (df["status"] == "done").sum() == 8 and (df["status"] == "failed").sum() == 4
+    for column in [
+        "dataset",
+        "variant",
+        "method",
+        "augmentation",
+        "seed",
+        "preset",
+        *HEADLINE,
+        "stage1_s",
+        "stage2_s",
+        "evaluation_s",
+        "total_s",
+        "stage1_epochs",
+        "evaluator_epochs",
+    ]:
+        assert column in df.columns, column
+    row = df[(df.dataset == "ECG5000") & (df.variant == "bt_warp") & (df.seed == 1)].iloc[0]
+    assert (row.method, row.augmentation, row.preset) == ("barlowtwins", "warp", "smoke")
+    assert row.recon == pytest.approx(0.07) and row.total_s == pytest.approx(17.5)
+    assert row["generation.per_class_fid.1"] == pytest.approx(3.0)  # every numeric metric, dotted
+    failed = df[df.status == "failed"].iloc[0]
+    assert failed.error == "RuntimeError: boom" and math.isnan(failed.recon)
+    assert list(df["variant"].unique()) == ["baseline", "bt_warp"]  # thesis column order
+
+
+def test_thesis_tables_aggregate_over_seeds_with_bold_best_and_anchors(sweep_dir: Path) -> None:
+    df = collect(sweep_dir)
+    mean_spec, best_spec = THESIS_TABLES[0], THESIS_TABLES[1]
+    mean = thesis_table(df, mean_spec).set_index(["dataset", "variant"])
+    assert mean.loc[("ECG5000", "baseline"), "value"] == pytest.approx(0.05)
+    assert mean.loc[("ECG5000", "baseline"), "std"] == pytest.approx(pd.Series([0.04, 0.06]).std())
+    assert mean.loc[("ECG5000", "baseline"), "n"] == 2
+    assert mean.loc[("ECG5000", "baseline"), "best"] and not mean.loc[("ECG5000", "bt_warp"), "best"]
+    assert mean.loc[("twopatterns", "bt_warp"), "best"]  # lower reconstruction error wins
+    # the thesis value of ECG5000/baseline in Table 1 is 0.048; twopatterns matches TwoPatterns
+    assert mean.loc[("ECG5000", "baseline"), "anchor"] == pytest.approx(0.048)
+    assert mean.loc[("ECG5000", "baseline"), "diff"] == pytest.approx(0.05 - 0.048)
+    assert mean.loc[("twopatterns", "baseline"), "anchor"] == pytest.approx(0.197)
+    best = thesis_table(df, best_spec).set_index(["dataset", "variant"])
+    assert best.loc[("twopatterns", "baseline"), "value"] == pytest.approx(0.20)  # best seed = lowest
+    assert math.isnan(best.loc[("twopatterns", "baseline"), "std"])
+    knn_best = next(s for s in THESIS_TABLES if s.metric == "knn" and s.agg == "best")
+    knn = thesis_table(df, knn_best).set_index(["dataset", "variant"])
+    assert knn.loc[("ECG5000", "bt_warp"), "value"] == pytest.approx(0.81)  # best seed = highest
+    assert knn.loc[("ECG5000", "bt_warp"), "anchor"] == pytest.approx(0.88)  # Table 4, bt_warp_knn
+
+
+def test_write_report_writes_tables_markdown_html_and_figures(sweep_dir: Path) -> None:
+    paths = write_report(sweep_dir)
+    assert set(paths) == {"csv", "parquet", "markdown", "html"}
+    csv = pd.read_csv(paths["csv"])
+    parquet = pd.read_parquet(paths["parquet"])
+    assert len(csv) == len(parquet) == 12 and list(csv.columns) == list(parquet.columns)
+    md = paths["markdown"].read_text()
+    for title in [
+        "Table 1",
+        "Table 2",
+        "Table 3a",
+        "Table 3b",
+        "Table 4a",
+        "Table 5a",
+        "Table 6b",
+        "Table 7",
+    ]:
+        assert title in md, title
+    assert "**0.050 ± 0.014** (thesis 0.048, Δ +0.002)" in md  # ECG5000 baseline, mean recon
+    assert "Budget: preset smoke" in md and "Failed runs" in md and "RuntimeError: boom" in md
+    assert "| ECG5000 |" in md
+    html = paths["html"].read_text()
+    assert "<table>" in html and "<b>0.050 ± 0.014</b>" in html
+    links = [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
+    assert len(links) == 5  # Figs. 3, 8, 9, 10, 11
+    for link in links:
+        image = mpimg.imread(sweep_dir / link)
+        assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
+
+
+def test_report_of_an_empty_folder_is_a_clear_error(tmp_path: Path) -> None:
+    from ncvqvae.errors import NcvqvaeError
+
+    with pytest.raises(NcvqvaeError, match="no run directories"):
+        write_report(tmp_path)
+
+
+def test_run_report_lists_metrics_thesis_values_and_figures(sweep_dir: Path) -> None:
+    run_dir = sweep_dir / "ECG5000" / "baseline" / "seed0"
+    (run_dir / "evaluation").mkdir()
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    fig.savefig(run_dir / "evaluation" / "class_samples.png")
+    plt.close(fig)
+    path = write_run_report(run_dir)
+    md = path.read_text()
+    assert "# ECG5000 · baseline · seed 0" in md
+    assert "| reconstruction error (test) | 0.040 | lower is better | 0.048 | -0.008 |" in md
+    assert "](evaluation/class_samples.png)" in md and "stage1 | 10.0 s" in md
+    assert path.with_suffix(".html").is_file()
+    assert json.loads((run_dir / DONE_NAME).read_text()) == {"summary": {}}  # the report touches nothing else
