@@ -1,0 +1,222 @@
+"""The per-dataset FCN evaluator: trained once per (dataset, recipe), cached, shared by every run.
+
+The thesis scored FID / IS with pretrained FCN weights that cannot be downloaded here (SPEC §5), so the
+evaluator is trained with the SPEC recipe on the real train split and cached under
+``NCVQVAE_HOME/evaluators/<dataset>-<key>/``:
+
+- ``fcn.pt``: an ncvqvae checkpoint (kind ``"fcn"``) holding the FCN's constructor config and weights;
+- ``info.json``: the cache key, recipe, data shapes, train and test accuracy, training time.
+
+The cache key is the sha256 of the *prepared* train/test tensors (values, shapes, dtypes) and of the
+recipe (epochs, lr, weight decay, batch size, seed, format version). The evaluator therefore sees
+series in the model's normalised space (:class:`ncvqvae.data.dataset.PreparedData`) — the same space
+the generator samples in — and a change of normalisation or data gives a new evaluator. Every run and
+seed on the same data reuses one evaluator, so their FID / IS are comparable.
+
+Concurrent runs are safe: training happens under an inter-process lock on the entry, the other
+processes wait and then load the finished files, and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ncvqvae.config import EvaluationConfig
+from ncvqvae.data.dataset import PreparedData
+from ncvqvae.errors import CheckpointError, DataError
+from ncvqvae.evaluation.fcn import FCN, build_fcn, fcn_outputs, train_fcn
+from ncvqvae.home import atomic_write_json, cache_dir, file_lock
+from ncvqvae.training import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+EVALUATOR_FORMAT_VERSION = 1  # bump when the network or the training loop changes what gets cached
+
+
+def evaluator_recipe(cfg: EvaluationConfig, seed: int = 0) -> dict[str, Any]:
+    """The training recipe that, with the data, determines an evaluator."""
+    return {
+        "epochs": int(cfg.evaluator_epochs),
+        "lr": float(cfg.evaluator_lr),
+        "weight_decay": float(cfg.evaluator_weight_decay),
+        "batch_size": int(cfg.evaluator_batch_size),
+        "seed": int(seed),
+        "format_version": EVALUATOR_FORMAT_VERSION,
+    }
+
+
+def data_sha256(data: PreparedData) -> str:
+    """Hex sha256 of the prepared train and test tensors (names, dtypes, shapes and values)."""
+    digest = hashlib.sha256()
+    for name in ("X_train", "y_train", "X_test", "y_test"):
+        tensor = getattr(data, name)
+        if tensor is None:
+            digest.update(f"{name}|none".encode())
+            continue
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def evaluator_key(data: PreparedData, cfg: EvaluationConfig, seed: int = 0) -> str:
+    """The cache key: sha256 of the data hash and the recipe."""
+    payload = json.dumps({"data": data_sha256(data), "recipe": evaluator_recipe(cfg, seed)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def evaluator_dir(data: PreparedData, cfg: EvaluationConfig, seed: int = 0) -> Path:
+    """The cache entry of this (data, recipe): ``NCVQVAE_HOME/evaluators/<name>-<key[:16]>``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", data.name) or "dataset"
+    return cache_dir("evaluators") / f"{safe}-{evaluator_key(data, cfg, seed)[:16]}"
+
+
+def evaluator_info(data: PreparedData, cfg: EvaluationConfig, seed: int = 0) -> dict[str, Any]:
+    """What the cache knows about this evaluator, without training anything.
+
+    Returns:
+        ``info.json``'s content plus ``"cached": True`` when the evaluator exists, else
+        ``{"cached": False, "key", "path", "recipe"}``.
+    """
+    entry = evaluator_dir(data, cfg, seed)
+    info_path = entry / "info.json"
+    if (entry / "fcn.pt").is_file() and info_path.is_file():
+        return {**json.loads(info_path.read_text(encoding="utf-8")), "cached": True}
+    return {
+        "cached": False,
+        "dataset": data.name,
+        "key": evaluator_key(data, cfg, seed),
+        "path": str(entry),
+        "recipe": evaluator_recipe(cfg, seed),
+    }
+
+
+def get_evaluator(
+    data: PreparedData,
+    cfg: EvaluationConfig,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[FCN, dict[str, Any]]:
+    """Load the cached evaluator of ``data`` or train it with the recipe of ``cfg`` (SPEC §5).
+
+    Args:
+        data: prepared (normalised) data with labelled train and test splits.
+        cfg: the evaluation config (``evaluator_epochs``, ``evaluator_lr``, ``evaluator_weight_decay``,
+            ``evaluator_batch_size``).
+        device: where to train and where the returned model lives.
+        seed: the evaluator's own seed (kept at 0 so that every run shares one evaluator).
+        progress: progress bar while training.
+
+    Returns:
+        The FCN in eval mode on ``device`` and its info dict (``key``, ``path``, ``recipe``,
+        ``test_accuracy``, ``train_accuracy``, shapes, ``train_seconds``, ``cached``: whether it
+        was loaded rather than trained by this call).
+
+    Raises:
+        DataError: unlabelled data or no test split.
+        CheckpointError: a corrupt cache entry (delete the folder named in the message).
+    """
+    _check_data(data)
+    entry = evaluator_dir(data, cfg, seed)
+    weights, info_path = entry / "fcn.pt", entry / "info.json"
+    cached = weights.is_file() and info_path.is_file()
+    if not cached:
+        with file_lock(weights):
+            # Another process may have finished training while this one waited for the lock.
+            cached = weights.is_file() and info_path.is_file()
+            if not cached:
+                _train_and_store(data, cfg, seed, entry, device=device, progress=progress)
+    model, info = _load(entry, device)
+    return model, {**info, "cached": cached}
+
+
+def _train_and_store(
+    data: PreparedData,
+    cfg: EvaluationConfig,
+    seed: int,
+    entry: Path,
+    *,
+    device: torch.device | str,
+    progress: bool,
+) -> None:
+    recipe = evaluator_recipe(cfg, seed)
+    log.info(
+        "training the FCN evaluator of %s (%d epochs, %d series) into %s",
+        data.name,
+        recipe["epochs"],
+        data.X_train.shape[0],
+        entry,
+    )
+    start = time.perf_counter()
+    model = train_fcn(
+        data.X_train,
+        data.y_train,
+        n_classes=data.n_classes,
+        epochs=recipe["epochs"],
+        lr=recipe["lr"],
+        weight_decay=recipe["weight_decay"],
+        batch_size=recipe["batch_size"],
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    seconds = time.perf_counter() - start
+    info = {
+        "dataset": data.name,
+        "key": evaluator_key(data, cfg, seed),
+        "data_sha256": data_sha256(data),
+        "path": str(entry),
+        "recipe": recipe,
+        "n_train": int(data.X_train.shape[0]),
+        "n_test": int(data.X_test.shape[0]),
+        "n_classes": int(data.n_classes),
+        "n_channels": int(data.n_channels),
+        "length": int(data.length),
+        "normalization": data.normalization,
+        "train_accuracy": fcn_outputs(model, data.X_train).accuracy(data.y_train),
+        "test_accuracy": fcn_outputs(model, data.X_test).accuracy(data.y_test),
+        "train_seconds": round(seconds, 3),
+        "device": str(device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # Weights first, info last: an entry counts as cached only when both exist.
+    save_checkpoint(
+        entry / "fcn.pt", "fcn", {"config": model.config, "state_dict": state, "info_key": info["key"]}
+    )
+    atomic_write_json(entry / "info.json", info)
+    log.info("evaluator of %s: test accuracy %.4f (%.1f s)", data.name, info["test_accuracy"], seconds)
+
+
+def _load(entry: Path, device: torch.device | str) -> tuple[FCN, dict[str, Any]]:
+    ckpt = load_checkpoint(entry / "fcn.pt", kind="fcn")
+    try:
+        info = json.loads((entry / "info.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(
+            f"{entry / 'info.json'}: unreadable evaluator info ({err}); delete {entry}"
+        ) from err
+    if ckpt.get("info_key") != info.get("key"):
+        raise CheckpointError(f"{entry}: fcn.pt and info.json belong to different evaluators; delete {entry}")
+    model = build_fcn(ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), info
+
+
+def _check_data(data: PreparedData) -> None:
+    if data.y_train is None or data.n_classes < 2:
+        raise DataError(f"{data.name}: the FCN evaluator needs labelled data with at least 2 classes")
+    if data.X_test is None or data.y_test is None:
+        raise DataError(
+            f"{data.name}: the FCN evaluator needs a labelled test split (FID/IS are scored on it)"
+        )
