@@ -172,3 +172,12 @@ def test_load_prepared_passes_the_config_through(monkeypatch: pytest.MonkeyPatch
         make_dataset(n_train=30, n_classes=3), normalization="per_series", val_fraction=0.2, seed=5
     )
     assert torch.equal(data.X_val, expected.X_val)
+
+
+def test_load_prepared_with_a_built_in_generator() -> None:
+    cfg = DataConfig(dataset="cbf", n_train=30, n_test=12, val_fraction=0.2)
+    data = load_prepared(cfg, seed=0)
+    assert data.X_train.shape[0] == 24 and data.X_val.shape[0] == 6 and data.X_test.shape[0] == 12
+    assert data.n_classes == 3 and set(data.y_train.tolist()) == {0, 1, 2}
+    assert data.X_train.mean().item() == pytest.approx(0.0, abs=1e-5)
+    assert torch.equal(load_prepared(cfg, seed=0).X_train, data.X_train)
