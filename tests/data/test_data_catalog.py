@@ -88,3 +88,9 @@ def test_check_against_catalog_skips_sizes_of_resized_data_and_unknown_names() -
     assert catalog.check_against_catalog(data) == []
     data.metadata["resized"] = False
     assert len(catalog.check_against_catalog(data)) == 2  # both split sizes now compared
+
+
+def test_generator_names_listed_in_catalog_match_the_generators() -> None:
+    from ncvqvae.data import generators
+
+    assert set(catalog.GENERATOR_NAMES) == set(generators.names())
