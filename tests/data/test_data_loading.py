@@ -140,3 +140,23 @@ def test_unlabelled_test_of_labelled_train(tmp_path: Path) -> None:
     dataset = load_dataset(tmp_path / "d.npz")
     assert dataset.label_values == ("a", "b") and dataset.y_test is None
     assert dataset.summary()["n_test"] == 2
+
+
+def test_named_folder_is_checked_against_the_ucr_catalog(tmp_path, caplog):
+    """A folder named like a UCR dataset with the wrong sizes loads, with a warning naming the mismatch."""
+    import logging
+
+    import numpy as np
+
+    from ncvqvae.data import load_dataset
+    from ncvqvae.data.formats import write_series
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "ECG5000"
+    X = rng.normal(size=(10, 1, 140)).astype(np.float32)
+    y = np.arange(10) % 5 + 1
+    write_series(folder / "ECG5000_TRAIN.tsv", X, y)
+    write_series(folder / "ECG5000_TEST.tsv", X, y)
+    with caplog.at_level(logging.WARNING, logger="ncvqvae.data.loading"):
+        load_dataset(folder)
+    assert any("10 train series, the UCR catalog says 500" in r.getMessage() for r in caplog.records)

@@ -113,7 +113,16 @@ def load_dataset(
         train = read_series(train_file, split="train", **read)
         test_raw = read_series(test_file, split="test", **read)
     dataset = assemble(name, train, test_raw, length_policy=length_policy, source=str(source))
+    _warn_catalog_mismatches(dataset)
     return _check_labels_required(dataset, require_labels)
+
+
+def _warn_catalog_mismatches(dataset: Dataset) -> None:
+    """Log one warning per difference between a UCR-named dataset and the archive's summary table."""
+    from ncvqvae.data.catalog import check_against_catalog
+
+    for message in check_against_catalog(dataset):
+        log.warning(message)
 
 
 def assemble(
