@@ -23,13 +23,15 @@ def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace, **fields: object) -> RunConfig:
+def config_from_args(args: argparse.Namespace, *, base: dict | None = None, **fields: object) -> RunConfig:
     """Resolve the RunConfig from ``--preset``/``--config``/``--set`` plus explicit CLI flags.
 
-    Explicit flags (``fields``, dotted names, ``None`` = not given) win over files but lose to ``--set``.
+    Explicit flags (``fields``, dotted names, ``None`` = not given) win over files but lose to ``--set``;
+    ``base`` (nested dicts, e.g. an existing run's config) sits below everything else.
     """
     explicit = [f"{k}={_yaml_scalar(v)}" for k, v in fields.items() if v is not None]
     return resolve_config(
+        base=base,
         preset=getattr(args, "preset", None),
         files=getattr(args, "config", []) or [],
         overrides=[*explicit, *(getattr(args, "overrides", []) or [])],
