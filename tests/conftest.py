@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
 
@@ -16,3 +18,16 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     if "NCVQVAE_TEST_KEEP_HOME" not in os.environ:
         monkeypatch.setenv("NCVQVAE_HOME", str(tmp_path_factory.getbasetemp() / "ncvqvae_home"))
     monkeypatch.delenv("NCVQVAE_DATA_DIR", raising=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Run a module's tiny models on one torch thread (opt in: ``pytest.mark.usefixtures("one_thread")``).
+
+    Tiny models gain nothing from a second thread, and on a shared, loaded CPU two OpenMP threads
+    spin-wait each other into steps 10-100x slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -94,6 +94,22 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, t_max: int) -> torch.optim
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(int(t_max), 1), eta_min=0.0)
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """How many optimiser steps a loop takes, and the horizon of its cosine schedule."""
+
+    steps_per_epoch: int
+    total_steps: int  # epochs · steps_per_epoch, capped by max_steps
+    t_max: int  # epochs · (ceil(N / batch) + 1): the reference's T_max (SPEC §3), one step longer per epoch
+
+
+def plan_steps(n: int, batch_size: int, epochs: int, max_steps: int | None = None) -> StepPlan:
+    """The :class:`StepPlan` of a loop over ``n`` samples; ``max_steps`` cuts it short, not the schedule."""
+    per_epoch = steps_per_epoch(n, batch_size)
+    total = epochs * per_epoch if max_steps is None else min(epochs * per_epoch, max_steps)
+    return StepPlan(per_epoch, total, epochs * (math.ceil(n / batch_size) + 1))
+
+
 def check_finite(step: int, terms: Mapping[str, float | torch.Tensor]) -> None:
     """Raise :class:`TrainingError` naming the step and every loss term when one is not finite."""
     values = {k: float(v) for k, v in terms.items()}
@@ -143,6 +159,48 @@ def save_checkpoint(path: str | Path, kind: str, payload: Mapping[str, Any]) -> 
     data = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": kind, **payload}
     with atomic_path(path) as tmp:
         torch.save(data, tmp)
+
+
+def loop_state(
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generators: Mapping[str, torch.Generator],
+    step: int,
+    steps_per_epoch: int,
+    epoch_sums: Mapping[str, float],
+) -> dict[str, Any]:
+    """The part of a checkpoint payload that resumes a loop exactly (see :func:`restore_loop_state`).
+
+    Keys: ``model``, ``optimizer``, ``scheduler`` (state dicts), ``rng`` (:func:`rng_state`), ``step``,
+    ``epoch`` (epochs completed), ``epoch_sums`` (running sums of the current epoch's loss terms).
+    """
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(generators),
+        "step": int(step),
+        "epoch": int(step) // steps_per_epoch,
+        "epoch_sums": {k: float(v) for k, v in epoch_sums.items()},
+    }
+
+
+def restore_loop_state(
+    checkpoint: Mapping[str, Any],
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generators: Mapping[str, torch.Generator],
+) -> tuple[int, dict[str, float]]:
+    """Load what :func:`loop_state` saved into the live objects; return ``(step, epoch_sums)``."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    set_rng_state(checkpoint["rng"], generators)
+    return int(checkpoint["step"]), {k: float(v) for k, v in checkpoint.get("epoch_sums", {}).items()}
 
 
 def load_checkpoint(

@@ -1,9 +1,118 @@
-"""``ncvqvae train stage1``: not built yet."""
+"""``ncvqvae train stage1``: train (or resume) the stage-1 tokenizer of one run.
+
+Example::
+
+    ncvqvae train stage1 --dataset ECG5000 --method vibcreg --aug warp --seed 1 --epochs 1000 \\
+        --out runs/ECG5000-vibcreg-warp-s1 --set stage1.checkpoint_every=1000
+
+Running the same command again resumes an interrupted run from its last checkpoint and does nothing
+for a finished one.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ncvqvae.cli.common import add_config_options, add_data_dir_option, config_from_args
+from ncvqvae.config import RunConfig
+from ncvqvae.errors import CheckpointError
+from ncvqvae.training import RunDir
+
+# The numbers printed after training (and by `ncvqvae evaluate stage1`), in this order.
+SUMMARY_KEYS = (
+    "recon", "recon_time", "recon_freq", "knn_accuracy", "svm_accuracy", "perplexity", "used_codes",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("stage1", help="(not built yet)")
+    parser = sub.add_parser(
+        "stage1",
+        help="train the stage-1 tokenizer (VQ-VAE, optionally with Barlow Twins / VIbCReg)",
+        description="Train stage 1 of a run; resumes automatically when the run directory has a checkpoint.",
+    )
+    parser.add_argument("--dataset", help="UCR/UEA name, built-in generator (twopatterns, ...) or file path")
+    parser.add_argument("--method", help="baseline, barlowtwins or vibcreg")
+    parser.add_argument("--aug", help="augmentations of the second view, comma-separated: warp, slice, gauss")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-steps", type=int, help="stop after N steps (schedule unchanged)")
+    parser.add_argument("--out", help="run directory (default: runs/<dataset>-<method>[-<aug>]-s<seed>)")
+    parser.add_argument("--device", help="auto (cuda if present), cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--resume", action=argparse.BooleanOptionalAction, default=None,
+        help="continue from the run's last checkpoint (default: when one exists); --no-resume starts over",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_data_dir_option(parser)
+    add_config_options(parser)
+    parser.set_defaults(func=main)
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    """``runs/<dataset>-<method>-<aug>-s<seed>`` (no augmentation part for the baseline)."""
+    dataset = cfg.data.dataset
+    if "/" in dataset or "." in dataset:  # a file: its name without folder and suffix
+        dataset = Path(dataset).stem
+    parts = [dataset, cfg.stage1.method]
+    if cfg.stage1.method != "baseline":
+        parts.append("+".join(cfg.stage1.augmentation.names) or "none")
+    return Path("runs") / f"{'-'.join(parts)}-s{cfg.seed}"
+
+
+def main(args: argparse.Namespace) -> int:
+    from ncvqvae.stage1 import train_stage1
+
+    aug = [a.strip() for a in args.aug.split(",") if a.strip()] if args.aug is not None else None
+    cfg = config_from_args(
+        args,
+        **{
+            "data.dataset": args.dataset,
+            "data.data_dir": args.data_dir,
+            "stage1.method": args.method,
+            "stage1.augmentation.names": aug,
+            "seed": args.seed,
+            "stage1.epochs": args.epochs,
+            "stage1.max_steps": args.max_steps,
+            "device": args.device,
+            "progress": False if args.no_progress else None,
+        },
+    )
+    run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    run = RunDir(run_dir)
+    if args.resume and not (run.is_finished("stage1") or run.checkpoint_path("stage1", "last").is_file()):
+        raise CheckpointError(f"{run_dir}: --resume given, but there is no stage-1 checkpoint to resume")
+    print(f"stage 1 run: {run_dir}")
+    final = train_stage1(cfg, run_dir, resume=args.resume is not False)
+    print(f"final checkpoint: {final}")
+    print_summary(run_dir)
+    return 0
+
+
+def print_summary(run_dir: str | Path) -> None:
+    """Print the run's stage-1 results (from results.json), computing them if they are missing."""
+    results = _read_results(Path(run_dir))
+    if "stage1" not in results:
+        from ncvqvae.evaluation.stage1 import evaluate_stage1_run
+
+        results["stage1"] = evaluate_stage1_run(run_dir)
+    stage1 = results["stage1"]
+    print(f"stage-1 results ({stage1.get('split', 'test')} split, {Path(run_dir) / 'results.json'}):")
+    for key in SUMMARY_KEYS:
+        if key in stage1:
+            value = stage1[key]
+            print(f"  {key:<14} {value:.6g}" if isinstance(value, float) else f"  {key:<14} {value}")
+    if "probe_note" in stage1:
+        print(f"  {stage1['probe_note']}")
+
+
+def _read_results(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "results.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}

@@ -1,0 +1,67 @@
+"""`ncvqvae train stage1` and `ncvqvae evaluate stage1` end to end on the built-in twopatterns data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ncvqvae.cli import main
+from ncvqvae.cli.train_stage1 import default_run_dir
+from ncvqvae.config import resolve_config
+from ncvqvae.training import RunDir, read_metrics
+
+SMALL = [
+    "--preset", "smoke", "--set", "data.n_train=40", "--set", "data.n_test=30",
+    "--set", "stage1.hidden_dim=16", "--set", "stage1.n_res_blocks=1",
+    "--set", "stage1.batch_size=16", "--no-progress",
+]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
+
+
+def test_train_then_rerun_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "stage1", "--dataset", "twopatterns", "--method", "barlowtwins", "--aug", "slice,gauss",
+            "--seed", "2", "--epochs", "2", "--max-steps", "3", "--out", str(out), *SMALL]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"stage 1 run: {out}" in printed and "knn_accuracy" in printed and "recon" in printed
+
+    cfg = RunDir(out).read_config()
+    assert cfg.seed == 2 and cfg.stage1.method == "barlowtwins" and cfg.stage1.epochs == 2
+    assert cfg.stage1.augmentation.names == ("slice", "gauss") and cfg.data.n_train == 40
+    assert cfg.stage1.projector_dim == 64 and cfg.progress is False  # from the smoke preset and the flag
+    steps = [r["step"] for r in read_metrics(out / "stage1" / "metrics.jsonl") if "event" not in r]
+    assert steps == [1, 2, 3]
+
+    # The same command again: nothing is retrained, the results are printed again.
+    final = out / "stage1" / "checkpoints" / "final.pt"
+    mtime = final.stat().st_mtime_ns
+    assert main(argv) == 0
+    assert final.stat().st_mtime_ns == mtime and "knn_accuracy" in capsys.readouterr().out
+
+    results_path = out / "results.json"
+    results_path.write_text(json.dumps({"generation": {"fid": 2.0}}))
+    assert main(["evaluate", "stage1", "--run", str(out), "--device", "cpu"]) == 0
+    results = json.loads(results_path.read_text())
+    assert results["generation"] == {"fid": 2.0} and results["stage1"]["step"] == 3
+    assert "svm_accuracy" in capsys.readouterr().out
+
+
+def test_user_errors_exit_with_status_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "stage1", "--out", str(tmp_path / "none"), "--resume", *SMALL]) == 2
+    assert "no stage-1 checkpoint to resume" in capsys.readouterr().err
+    assert main(["train", "stage1", "--out", str(tmp_path / "x"), "--set", "stage1.nope=1"]) == 2
+    assert "stage1.nope" in capsys.readouterr().err
+    assert main(["evaluate", "stage1", "--run", str(tmp_path / "missing")]) == 2
+    assert "config.yaml" in capsys.readouterr().err
+
+
+def test_default_run_directory_names() -> None:
+    cfg = resolve_config(overrides=["data.dataset=ECG5000", "stage1.method=vibcreg", "seed=1"])
+    assert default_run_dir(cfg) == Path("runs/ECG5000-vibcreg-warp-s1")
+    cfg = resolve_config(overrides=["data.dataset=/data/my.series.npz", "stage1.method=baseline"])
+    assert default_run_dir(cfg) == Path("runs/my.series-baseline-s0")
