@@ -104,8 +104,11 @@ def test_run_directory_contents(straight_run: Path) -> None:
     results = json.loads((straight_run / "results.json").read_text())["stage1"]
     assert results["checkpoint"] == os.path.join("stage1", "checkpoints", "final.pt")
     assert results["step"] == N_STEPS
-    assert results["recon"] == pytest.approx(results["recon_time"] + results["recon_freq"])
-    assert 0.0 <= results["knn_accuracy"] <= 1.0 and 0.0 <= results["svm_accuracy"] <= 1.0
+    recon, probes = results["reconstruction"], results["probes"]
+    assert recon["split"] == "test" and recon["n"] == 24
+    assert recon["recon"] == pytest.approx(recon["recon_time"] + recon["recon_freq"])
+    assert 0.0 <= probes["knn_accuracy"] <= 1.0 and 0.0 <= probes["svm_accuracy"] <= 1.0
+    assert evals[0]["recon"] == recon["recon"] and evals[0]["knn_accuracy"] == probes["knn_accuracy"]
 
 
 def test_checkpoint_payload_and_load_tokenizer(straight_run: Path) -> None:
@@ -216,3 +219,12 @@ def test_baseline_trains_without_the_ssl_branch(tmp_path: Path) -> None:
     records = [r for r in read_metrics(tmp_path / "stage1" / "metrics.jsonl") if "event" not in r]
     assert "ssl" not in records[0] and "recon_time" in records[0]
     assert load_tokenizer(final).method == "baseline"
+
+
+def test_periodic_evaluation_leaves_training_unchanged(straight_run: Path, tmp_path: Path) -> None:
+    train_stage1(tiny_config("stage1.eval_every=1"), tmp_path, data=tiny_data())
+    evals = [r for r in read_metrics(tmp_path / "stage1" / "metrics.jsonl") if r.get("event") == "eval"]
+    assert [(r["epoch"], r["step"]) for r in evals] == [(0, 3), (1, 6)]
+    straight = load_checkpoint(straight_run / "stage1" / "checkpoints" / "final.pt")
+    with_evals = load_checkpoint(tmp_path / "stage1" / "checkpoints" / "final.pt")
+    assert_same_tensors(straight["model"], with_evals["model"])

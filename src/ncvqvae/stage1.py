@@ -240,11 +240,10 @@ def _log_evaluation(
     metrics: MetricsLog, model: torch.nn.Module, data: PreparedData, cfg: RunConfig, *, step: int, epoch: int
 ) -> dict[str, Any]:
     """Evaluate the model (eval mode, no state change) and write the scalars as an "eval" record."""
-    from ncvqvae.evaluation.stage1 import evaluate_stage1
+    from ncvqvae.evaluation.stage1 import evaluate_stage1, headline
 
     results = evaluate_stage1(model, data, cfg.evaluation)
-    scalars = {k: v for k, v in results.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    metrics.write({"step": step, "epoch": epoch, "event": "eval", **scalars})
+    metrics.write({"step": step, "epoch": epoch, "event": "eval", **headline(results)})
     return results
 
 

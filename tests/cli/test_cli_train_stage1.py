@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from ncvqvae.cli import main
 from ncvqvae.cli.train_stage1 import default_run_dir
 from ncvqvae.config import resolve_config
-from ncvqvae.training import RunDir, read_metrics
+from ncvqvae.training import RunDir, load_checkpoint, read_metrics
 
 SMALL = [
     "--preset", "smoke", "--set", "data.n_train=40", "--set", "data.n_test=30",
@@ -65,3 +71,33 @@ def test_default_run_directory_names() -> None:
     assert default_run_dir(cfg) == Path("runs/ECG5000-vibcreg-warp-s1")
     cfg = resolve_config(overrides=["data.dataset=/data/my.series.npz", "stage1.method=baseline"])
     assert default_run_dir(cfg) == Path("runs/my.series-baseline-s0")
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    """A real process killed with SIGKILL after a checkpoint, then the same command again."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # same thread count in every run: same float sums
+
+    def command(out: Path) -> list[str]:
+        entry = "import sys; from ncvqvae.cli import main; sys.exit(main(sys.argv[1:]))"
+        return [sys.executable, "-c", entry, "train", "stage1", "--dataset", "twopatterns", "--epochs", "40",
+                "--out", str(out), *SMALL, "--set", "stage1.max_steps=null",
+                "--set", "stage1.checkpoint_every=5"]
+
+    subprocess.run(command(tmp_path / "straight"), env=env, check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = killed / "stage1" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists() and not (killed / "stage1" / "checkpoints" / "final.pt").exists()
+    subprocess.run(command(killed), env=env, check=True, capture_output=True)
+
+    straight = load_checkpoint(tmp_path / "straight" / "stage1" / "checkpoints" / "final.pt")
+    resumed = load_checkpoint(killed / "stage1" / "checkpoints" / "final.pt")
+    assert straight["step"] == resumed["step"] == 40 * 3
+    torch.testing.assert_close(resumed["model"], straight["model"], rtol=0, atol=0)
+    torch.testing.assert_close(resumed["optimizer"]["state"], straight["optimizer"]["state"], rtol=0, atol=0)

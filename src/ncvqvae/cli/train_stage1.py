@@ -98,14 +98,18 @@ def print_summary(run_dir: str | Path) -> None:
         from ncvqvae.evaluation.stage1 import evaluate_stage1_run
 
         results["stage1"] = evaluate_stage1_run(run_dir)
+    from ncvqvae.evaluation.stage1 import headline
+
     stage1 = results["stage1"]
-    print(f"stage-1 results ({stage1.get('split', 'test')} split, {Path(run_dir) / 'results.json'}):")
+    numbers = headline(stage1)
+    split = stage1.get("reconstruction", {}).get("split", "test")
+    print(f"stage-1 results ({split} split, step {stage1.get('step')}, {Path(run_dir) / 'results.json'}):")
     for key in SUMMARY_KEYS:
-        if key in stage1:
-            value = stage1[key]
+        if key in numbers:
+            value = numbers[key]
             print(f"  {key:<14} {value:.6g}" if isinstance(value, float) else f"  {key:<14} {value}")
-    if "probe_note" in stage1:
-        print(f"  {stage1['probe_note']}")
+    if "note" in stage1.get("probes", {}):
+        print(f"  {stage1['probes']['note']}")
 
 
 def _read_results(run_dir: Path) -> dict[str, Any]:

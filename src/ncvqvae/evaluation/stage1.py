@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 256  # evaluation batch; results do not depend on it (dataset means, eval-mode BatchNorm)
 GRID_SERIES = 8  # how many test series' token grids go into the results
+_COUNTS = frozenset({"n", "n_train", "n_test"})  # sizes, not numbers worth a log line
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,34 +212,43 @@ def evaluate_stage1(
     """Every stage-1 number for one model and dataset, on the test split (train when there is none).
 
     Returns:
-        A flat JSON-able dict: ``split``, ``n_eval``, ``recon``, ``recon_time``, ``recon_freq``,
-        ``knn_accuracy``, ``svm_accuracy``, ``knn_k``, ``svm_c`` (probes only for labelled data with a
-        test split; otherwise ``probe_note`` says why), ``perplexity``, ``usage``, ``used_codes``,
-        ``code_counts``, ``token_grid`` (nested lists), and ``val_recon`` when a validation split exists.
+        A JSON-able dict of three groups:
+        ``reconstruction``: ``split``, ``n``, ``recon``, ``recon_time``, ``recon_freq`` (and ``val_recon``
+        when a validation split exists);
+        ``probes``: ``knn_accuracy``, ``svm_accuracy``, ``knn_k``, ``svm_c``, ``n_train``, ``n_test``
+        (only ``note`` when the data has no labels or no test split);
+        ``codebook``: ``split``, ``perplexity``, ``usage``, ``used_codes``, ``code_counts``,
+        ``token_grid`` (nested lists).
     """
     cfg = cfg or EvaluationConfig()
     split, X_eval = ("test", data.X_test) if data.X_test is not None else ("train", data.X_train)
-    results: dict[str, Any] = {"split": split, "n_eval": int(X_eval.shape[0])}
-    recon = reconstruction_error(model, X_eval, batch_size=batch_size)
-    results.update({k: v for k, v in recon.items() if k != "n"})
+    reconstruction = {"split": split, **reconstruction_error(model, X_eval, batch_size=batch_size)}
     if data.X_val is not None and len(data.X_val):
-        results["val_recon"] = reconstruction_error(model, data.X_val, batch_size=batch_size)["recon"]
+        reconstruction["val_recon"] = reconstruction_error(model, data.X_val, batch_size=batch_size)["recon"]
 
     if data.y_train is None or data.y_test is None or data.X_test is None:
-        results["probe_note"] = "probes skipped: the data has no labels or no test split"
+        probes: dict[str, Any] = {"note": "probes skipped: the data has no labels or no test split"}
         log.info("stage-1 probes skipped for %s: no labels or no test split", data.name)
     else:
-        results.update(
-            probe_accuracy(
-                model, data.X_train, data.y_train, data.X_test, data.y_test,
-                k=cfg.knn_k, C=cfg.svm_c, batch_size=batch_size,
-            )
+        probes = probe_accuracy(
+            model, data.X_train, data.y_train, data.X_test, data.y_test,
+            k=cfg.knn_k, C=cfg.svm_c, batch_size=batch_size,
         )
+        probes.update(n_train=int(data.X_train.shape[0]), n_test=int(data.X_test.shape[0]))
 
-    codebook = codebook_stats(model, X_eval, batch_size=batch_size)
+    codebook = {"split": split, **codebook_stats(model, X_eval, batch_size=batch_size)}
     codebook["token_grid"] = codebook["token_grid"].tolist()
-    results.update(codebook)
-    return results
+    return {"reconstruction": reconstruction, "probes": probes, "codebook": codebook}
+
+
+def headline(results: dict[str, Any]) -> dict[str, float | int]:
+    """The scalar numbers of :func:`evaluate_stage1`'s groups in one flat dict (for logs and summaries)."""
+    flat: dict[str, float | int] = {}
+    for group in ("reconstruction", "probes", "codebook"):
+        for key, value in results.get(group, {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and key not in _COUNTS:
+                flat[key] = value
+    return flat
 
 
 # --------------------------------------------------------------------------------------------------
