@@ -11,6 +11,8 @@ from ncvqvae.evaluation.cas import cas, cas_class_counts, cas_labels
 
 K = 4
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _separable(n_per_class: int, seed: int, length: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
     """Class k is a sine of frequency k + 1 plus noise: linearly separable in the spectrum."""

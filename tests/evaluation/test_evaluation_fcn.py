@@ -14,6 +14,8 @@ from ncvqvae.evaluation import evaluator as evaluator_module
 from ncvqvae.evaluation.evaluator import evaluator_info, evaluator_key, get_evaluator
 from ncvqvae.evaluation.fcn import FCN, fcn_outputs, train_fcn
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _two_class(
     n: int, length: int = 32, channels: int = 1, seed: int = 0

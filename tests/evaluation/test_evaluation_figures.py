@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+import threadpoolctl
 
 from ncvqvae.errors import DataError
 from ncvqvae.evaluation.figures import (
@@ -21,6 +23,13 @@ from ncvqvae.evaluation.figures import (
 )
 
 RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    """Small matrices: a second BLAS/OpenMP thread only spin-waits on a loaded CPU."""
+    with threadpoolctl.threadpool_limits(1):
+        yield
 
 
 def _series(n: int, k: int = 3, channels: int = 1, length: int = 40) -> tuple[np.ndarray, np.ndarray]:

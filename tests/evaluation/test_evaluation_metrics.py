@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
+import threadpoolctl
 
 from ncvqvae.errors import DataError
 from ncvqvae.evaluation.metrics import (
@@ -14,6 +17,13 @@ from ncvqvae.evaluation.metrics import (
     frechet_distance,
     inception_score,
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    """Small matrices: a second BLAS/OpenMP thread only spin-waits on a loaded CPU."""
+    with threadpoolctl.threadpool_limits(1):
+        yield
 
 
 def _gaussian(rng: np.random.Generator, n: int, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:

@@ -220,3 +220,21 @@ def _check_data(data: PreparedData) -> None:
         raise DataError(
             f"{data.name}: the FCN evaluator needs a labelled test split (FID/IS are scored on it)"
         )
+
+
+def real_data_ceiling(dataset: str) -> dict[str, Any] | None:
+    """The published real-data accuracies of ``dataset`` (FCN and ResNet, Fawaz et al. 2019; 1-NN).
+
+    Read from the package's ``experiments/anchors/real_data_ceilings.csv`` (matched case-insensitively);
+    ``None`` when the dataset is not listed.
+    """
+    import pandas as pd
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / "anchors" / "real_data_ceilings.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    rows = table[table["dataset"].str.lower() == dataset.lower()]
+    return (
+        None if rows.empty else {k: (v.item() if hasattr(v, "item") else v) for k, v in rows.iloc[0].items()}
+    )

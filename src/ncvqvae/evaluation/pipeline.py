@@ -1,0 +1,496 @@
+"""Evaluate a trained run the way the thesis does (SPEC §5) and write ``results.json`` and the figures.
+
+:func:`evaluate_run` is the one entry point (the CLI's ``ncvqvae evaluate --run DIR`` and the
+experiment pipeline call it). In order:
+
+1. the run's config, its prepared data and its generator (:func:`ncvqvae.stage2.load_generator`);
+2. the FCN evaluator of the dataset, from the cache or trained once (:func:`get_evaluator`);
+3. the real set: the test split passed through STFT → ISTFT (n_fft of the run's stage 1);
+4. the fake set: ``max(n_test, 256)`` unconditional samples (or ``evaluation.n_samples``); FID uses the
+   first ``n_test`` of them in the faithful setting (all of them when ``n_samples`` is set), IS all;
+5. FID with a bootstrap 95% interval, IS (mean ± std over splits) with a bootstrap interval of the mean,
+   the same for the real test set (IS ceiling) and the real train-vs-test FID (the FID floor);
+6. a class-conditional set in the train split's class proportions, at least ``cas_min_samples``:
+   per-class FID (cFID) and CAS (a fresh FCN trained on it, accuracy on the real test split), with the
+   evaluator's own test accuracy as the ceiling;
+7. the stage-1 numbers (reconstruction, probes) via :func:`ncvqvae.evaluation.stage1.evaluate_stage1_run`
+   when ``results.json`` lacks them;
+8. ``results.json["generation"]`` (read-modify-write under a file lock, atomic) and the figures in
+   ``<run>/evaluation/``.
+
+Every random draw derives from the run's seed. The settings that determine the numbers (evaluation
+config, seed, evaluator key, stage-2 checkpoint hash, decoding settings) are hashed; a rerun with an
+equal hash reuses the stored numbers and only draws figures that are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ncvqvae.config import EvaluationConfig, RunConfig, replace, to_dict
+from ncvqvae.data.dataset import PreparedData
+from ncvqvae.errors import DataError
+from ncvqvae.evaluation.cas import cas, cas_class_counts, cas_labels
+from ncvqvae.evaluation.evaluator import evaluator_recipe, get_evaluator
+from ncvqvae.evaluation.fcn import FCNOutputs, fcn_outputs
+from ncvqvae.evaluation.metrics import bootstrap_ci, class_fid, fid, inception_score
+from ncvqvae.training import RunDir, derive_seed, file_sha256, make_generator, pick_device, read_metrics
+
+log = logging.getLogger(__name__)
+
+RESULTS_KEY = "generation"
+FIGURES_DIR = "evaluation"
+FIGURE_NAMES = (
+    "samples_per_class.png",
+    "latents_tsne.png",
+    "latents_pca.png",
+    "generated_vs_real_pca.png",
+    "loss_curves.png",
+)
+MIN_FAKE = 256  # SPEC §5: at least 256 unconditional samples
+FIGURE_SAMPLES_PER_CLASS = 50  # series per panel of the per-class figure (thesis Figs. 12–18)
+EVALUATOR_SEED = 0  # one evaluator per dataset, shared by every run and seed
+
+
+def prepare_evaluator(cfg: RunConfig, *, device: str | torch.device | None = None) -> dict[str, Any]:
+    """Train (or find in the cache) the FCN evaluator of ``cfg``'s dataset; return its info dict.
+
+    Sweeps call this once per dataset before their cells, so that cells do not queue on the cache lock.
+    """
+    from ncvqvae.data.prepare import load_prepared
+
+    data = load_prepared(cfg.data, seed=cfg.seed)
+    _, info = get_evaluator(
+        data,
+        cfg.evaluation,
+        device=pick_device(str(device or cfg.device)),
+        seed=EVALUATOR_SEED,
+        progress=cfg.progress,
+    )
+    return info
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    cfg: RunConfig | EvaluationConfig | None = None,
+    device: str | torch.device = "auto",
+    n_samples: int | None = None,
+    cas_epochs: int | None = None,
+    run_cas: bool | None = None,
+    figures: bool | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a run's generator (FID, cFID, IS, CAS with intervals), gather stage 1, draw the figures.
+
+    Args:
+        run_dir: a run directory with ``config.yaml`` and trained stages 1 and 2.
+        cfg: the config to evaluate with: a :class:`RunConfig` (its ``evaluation`` part is used; the data
+            and seed must match the run) or an :class:`EvaluationConfig`; ``None`` = the run's own.
+        device: where to sample and train the FCNs ("auto" = cuda when present).
+        n_samples: override ``evaluation.n_samples`` (unconditional samples for FID / IS).
+        cas_epochs: override ``evaluation.cas_epochs``.
+        run_cas: override ``evaluation.cas`` (False skips CAS).
+        figures: override ``evaluation.figures`` (False draws no figures).
+        progress: progress bars while training FCNs.
+
+    Returns:
+        The whole ``results.json`` content (``"stage1"`` and ``"generation"`` among its keys).
+    """
+    from ncvqvae.data.prepare import load_prepared
+    from ncvqvae.evaluation.stage1 import evaluate_stage1_run, update_results
+    from ncvqvae.stage2 import load_generator, resolve_stage2_checkpoint
+
+    run = RunDir(run_dir)
+    run_cfg = run.read_config()
+    ecfg = _evaluation_config(cfg, run_cfg, n_samples=n_samples, cas_epochs=cas_epochs, run_cas=run_cas)
+    draw = ecfg.figures if figures is None else figures
+    device = pick_device(str(device))
+    data = load_prepared(run_cfg.data, seed=run_cfg.seed)
+    _check_data(data, run.root)
+
+    results = _read_results(run.root)
+    if "stage1" not in results:
+        log.info("%s: stage-1 numbers missing; evaluating the tokenizer", run.root)
+        evaluate_stage1_run(run.root, device=device, data=data)
+
+    checkpoint = resolve_stage2_checkpoint(run.root)
+    model = load_generator(run.root, device=device)
+    settings = _settings(ecfg, run_cfg, data, checkpoint, model)
+    digest = _hash(settings)
+    stored = _read_results(run.root).get(RESULTS_KEY)
+    if stored is not None and stored.get("settings_hash") == digest:
+        log.info("%s: generation metrics with these settings exist; reusing them", run.root)
+        generation, sets = stored, None
+    else:
+        generation, sets = _evaluate(run.root, run_cfg, ecfg, data, model, device, settings, progress)
+        generation["settings_hash"] = digest
+        update_results(run.root, RESULTS_KEY, generation)
+    if draw:
+        _draw_figures(run, run_cfg, ecfg, data, model, sets, device)
+    return _read_results(run.root)
+
+
+# --------------------------------------------------------------------------------------------------
+# The metrics
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sets:
+    """The series the metrics were computed on, kept for the figures (all in model space, on the CPU)."""
+
+    fake: torch.Tensor  # (n_fake, C, L) unconditional samples
+    cond: torch.Tensor  # (n_cond, C, L) class-conditional samples
+    y_cond: torch.Tensor  # (n_cond,)
+
+
+def _evaluate(
+    root: Path,
+    run_cfg: RunConfig,
+    ecfg: EvaluationConfig,
+    data: PreparedData,
+    model: Any,
+    device: torch.device,
+    settings: dict[str, Any],
+    progress: bool,
+) -> tuple[dict[str, Any], _Sets]:
+    timings: dict[str, float] = {}
+    seed = run_cfg.seed
+    start = time.perf_counter()
+    evaluator, info = get_evaluator(data, ecfg, device=device, seed=EVALUATOR_SEED, progress=progress)
+    timings["evaluator"] = time.perf_counter() - start
+
+    n_test = int(data.X_test.shape[0])
+    n_fake = int(ecfg.n_samples) if ecfg.n_samples is not None else max(n_test, MIN_FAKE)
+    n_fake_fid = n_fake if ecfg.n_samples is not None else min(n_fake, n_test)
+    real = real_reference_set(data.X_test, n_fft=run_cfg.stage1.n_fft)
+
+    start = time.perf_counter()
+    log.info("%s: sampling %d unconditional series", root, n_fake)
+    fake = _draw(model, n_fake, None, seed, "unconditional", ecfg.sample_batch_size)
+    counts = cas_class_counts(data.y_train, data.n_classes, ecfg.cas_min_samples)
+    labels = cas_labels(counts)
+    log.info("%s: sampling %d class-conditional series", root, len(labels))
+    cond = _draw(model, len(labels), labels, seed, "conditional", ecfg.sample_batch_size)
+    timings["sampling"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    out_real = fcn_outputs(evaluator, real)
+    out_train = fcn_outputs(evaluator, data.X_train)
+    out_fake = fcn_outputs(evaluator, fake)
+    out_cond = fcn_outputs(evaluator, cond)
+    y_test = data.y_test.cpu().numpy()
+    generation: dict[str, Any] = {
+        **_fid_is(out_real, out_fake, n_fake_fid, ecfg, seed),
+        **_reference_scores(out_real, out_train, ecfg, seed),
+    }
+    per_class = class_fid(
+        out_real.features, y_test, out_cond.features, labels.numpy(), n_classes=data.n_classes
+    )
+    names = _class_names(data)
+    generation["cfid"] = {names[k]: _finite_or_none(v) for k, v in per_class.items()}
+    finite = [v for v in per_class.values() if np.isfinite(v)]
+    generation["cfid_mean"] = float(np.mean(finite)) if finite else None
+    # How often the evaluator recognises the class a conditional sample was generated for.
+    generation["conditional_accuracy"] = out_cond.accuracy(labels)
+    timings["metrics"] = time.perf_counter() - start
+
+    cas_epochs = ecfg.cas_epochs if ecfg.cas_epochs is not None else ecfg.evaluator_epochs
+    if ecfg.cas:
+        start = time.perf_counter()
+        log.info(
+            "%s: CAS: training a fresh FCN on %d synthetic series for %d epochs",
+            root,
+            len(labels),
+            cas_epochs,
+        )
+        result = cas(
+            cond,
+            labels,
+            data.X_test,
+            data.y_test,
+            n_classes=data.n_classes,
+            epochs=cas_epochs,
+            lr=ecfg.evaluator_lr,
+            weight_decay=ecfg.evaluator_weight_decay,
+            batch_size=ecfg.evaluator_batch_size,
+            seed=derive_seed(seed, "evaluation", "cas"),
+            device=device,
+            mode=ecfg.cas_mode,
+            progress=progress,
+        )
+        generation.update({"cas": result.value, "cas_clean": result.accuracy, "cas_legacy": result.legacy})
+        timings["cas"] = time.perf_counter() - start
+    else:
+        generation.update({"cas": None, "cas_clean": None, "cas_legacy": None})
+    generation["cas_ceiling"] = info["test_accuracy"]
+    generation["evaluator"] = {k: v for k, v in info.items() if k != "cached"}
+    generation["protocol"] = {
+        **settings,
+        "real_set": f"test split through STFT→ISTFT (n_fft {run_cfg.stage1.n_fft})",
+        "n_real": n_test,
+        "n_fake": n_fake,
+        "n_fake_fid": n_fake_fid,
+        "n_fake_is": n_fake,
+        "n_conditional": int(len(labels)),
+        "conditional_class_counts": [int(c) for c in counts],
+        "ci": f"{ecfg.bootstrap} bootstrap resamples, percentile 95%" if ecfg.bootstrap else "off",
+        "cas_epochs": int(cas_epochs),
+        "cas_recipe": "evaluator recipe (AdamW, cosine per step, last epoch), fresh FCN",
+    }
+    generation["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    log.info(
+        "%s: FID %.4g, IS %.4g ± %.3g, CAS %s (ceiling %.4g)",
+        root,
+        generation["fid"],
+        generation["is_mean"],
+        generation["is_std"],
+        "off" if generation["cas"] is None else f"{generation['cas']:.4g}",
+        info["test_accuracy"],
+    )
+    return generation, _Sets(fake=fake, cond=cond, y_cond=labels)
+
+
+def _draw(
+    model: Any, n: int, classes: torch.Tensor | None, seed: int, purpose: str, batch_size: int
+) -> torch.Tensor:
+    """``n`` samples (n, C, L) on the CPU from a generator seeded by (run seed, purpose)."""
+    from ncvqvae.sampling import sample
+
+    generator = make_generator(derive_seed(seed, "evaluation", purpose), model.device)
+    return sample(model, n, classes=classes, generator=generator, batch_size=batch_size)[0]
+
+
+def _fid_is(
+    real: FCNOutputs, fake: FCNOutputs, n_fake_fid: int, ecfg: EvaluationConfig, seed: int
+) -> dict[str, Any]:
+    feat_fake = fake.features[:n_fake_fid]
+    out: dict[str, Any] = {"fid": fid(real.features, feat_fake)}
+    splits = min(ecfg.is_splits, len(fake.probs))
+    out["is_mean"], out["is_std"] = inception_score(fake.probs, splits)
+    if ecfg.bootstrap:
+        out["fid_ci95"] = list(
+            bootstrap_ci(fid, real.features, feat_fake, n=ecfg.bootstrap, seed=derive_seed(seed, "ci-fid"))
+        )
+        out["is_ci95"] = list(
+            bootstrap_ci(
+                lambda p: inception_score(p, splits)[0],
+                fake.probs,
+                n=ecfg.bootstrap,
+                seed=derive_seed(seed, "ci-is"),
+            )
+        )
+    else:
+        out["fid_ci95"] = out["is_ci95"] = None
+    return out
+
+
+def _reference_scores(
+    real: FCNOutputs, train: FCNOutputs, ecfg: EvaluationConfig, seed: int
+) -> dict[str, Any]:
+    """What a perfect generator would score: IS of the real test set, FID of real train vs real test."""
+    splits = min(ecfg.is_splits, len(real.probs))
+    real_is, real_is_std = inception_score(real.probs, splits)
+    return {
+        "real_is_mean": real_is,
+        "real_is_std": real_is_std,
+        "real_fid_train_test": fid(real.features, train.features),
+    }
+
+
+def real_reference_set(X_test: torch.Tensor, *, n_fft: int = 8) -> torch.Tensor:
+    """The real set of FID / IS (SPEC §5): the test series passed through STFT → ISTFT.
+
+    Args:
+        X_test: (N, C, L) real test series.
+        n_fft: the STFT size of the tokenizer.
+
+    Returns:
+        (N, C, L) float32 series on the CPU.
+    """
+    from ncvqvae.models.stft import istft, stft
+
+    with torch.no_grad():
+        return istft(stft(X_test.float(), n_fft), X_test.shape[-1], n_fft).cpu()
+
+
+# --------------------------------------------------------------------------------------------------
+# The figures
+# --------------------------------------------------------------------------------------------------
+
+
+def _draw_figures(
+    run: RunDir,
+    run_cfg: RunConfig,
+    ecfg: EvaluationConfig,
+    data: PreparedData,
+    model: Any,
+    sets: _Sets | None,
+    device: torch.device,
+) -> list[Path]:
+    from ncvqvae.evaluation import figures
+    from ncvqvae.evaluation.stage1 import extract_features
+
+    folder = run.root / FIGURES_DIR
+    missing = [name for name in FIGURE_NAMES if not (folder / name).is_file()]
+    if sets is None and not missing:
+        return []
+    wanted = set(FIGURE_NAMES) if sets is not None else set(missing)
+    seed = run_cfg.seed
+    names = _class_names(data)
+    written = []
+    if wanted & {"samples_per_class.png", "generated_vs_real_pca.png"} and sets is None:
+        # Numbers reused from results.json: draw fresh (seeded, so repeatable) samples for the pictures.
+        labels = torch.arange(data.n_classes).repeat_interleave(FIGURE_SAMPLES_PER_CLASS)
+        cond = _draw(model, len(labels), labels, seed, "figures", ecfg.sample_batch_size)
+        sets = _Sets(fake=cond, cond=cond, y_cond=labels)
+    if "samples_per_class.png" in wanted:
+        written.append(
+            figures.plot_class_samples(
+                sets.cond,
+                sets.y_cond,
+                data.X_train,
+                data.y_train,
+                data.X_test,
+                data.y_test,
+                folder / "samples_per_class.png",
+                class_names=names,
+                seed=seed,
+            )
+        )
+    if wanted & {"latents_tsne.png", "latents_pca.png"}:
+        feats = extract_features(model.tokenizer, data.X_test)
+        for method in ("tsne", "pca"):
+            if f"latents_{method}.png" in wanted:
+                written.append(
+                    figures.plot_latent_embedding(
+                        feats,
+                        data.y_test,
+                        folder / f"latents_{method}.png",
+                        method=method,
+                        class_names=names,
+                        title=f"{method.upper()} of pooled z_q (test split, {run_cfg.stage1.method})",
+                        seed=seed,
+                    )
+                )
+    if "generated_vs_real_pca.png" in wanted:
+        written.append(
+            figures.plot_generated_vs_real_pca(
+                data.X_test, sets.fake, folder / "generated_vs_real_pca.png", seed=seed
+            )
+        )
+    if "loss_curves.png" in wanted:
+        metrics = {stage: read_metrics(run.root / stage / "metrics.jsonl") for stage in ("stage1", "stage2")}
+        written.append(figures.plot_loss_curves(metrics, folder / "loss_curves.png", title=run.root.name))
+    log.info("%s: wrote %d figure(s) to %s", run.root, len(written), folder)
+    return written
+
+
+# --------------------------------------------------------------------------------------------------
+# Settings, results, helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _evaluation_config(
+    cfg: RunConfig | EvaluationConfig | None,
+    run_cfg: RunConfig,
+    *,
+    n_samples: int | None,
+    cas_epochs: int | None,
+    run_cas: bool | None,
+) -> EvaluationConfig:
+    if isinstance(cfg, RunConfig):
+        ecfg = cfg.evaluation
+    elif isinstance(cfg, EvaluationConfig):
+        ecfg = cfg
+    elif cfg is None:
+        ecfg = run_cfg.evaluation
+    else:
+        raise TypeError(f"cfg must be a RunConfig, an EvaluationConfig or None, not {type(cfg).__name__}")
+    changes: dict[str, Any] = {}
+    if n_samples is not None:
+        changes["n_samples"] = int(n_samples)
+    if cas_epochs is not None:
+        changes["cas_epochs"] = int(cas_epochs)
+    if run_cas is not None:
+        changes["cas"] = bool(run_cas)
+    return replace(ecfg, **changes) if changes else ecfg
+
+
+def _settings(
+    ecfg: EvaluationConfig, run_cfg: RunConfig, data: PreparedData, checkpoint: Path, model: Any
+) -> dict[str, Any]:
+    """Everything that determines the numbers (figures excluded): hashed to decide on reuse."""
+    from ncvqvae.evaluation.evaluator import evaluator_key
+
+    numbers = {k: v for k, v in to_dict(ecfg).items() if k not in ("figures", "sample_batch_size")}
+    return {
+        "evaluation": numbers,
+        "seed": int(run_cfg.seed),
+        "seeds": {
+            "unconditional": derive_seed(run_cfg.seed, "evaluation", "unconditional"),
+            "conditional": derive_seed(run_cfg.seed, "evaluation", "conditional"),
+            "cas": derive_seed(run_cfg.seed, "evaluation", "cas"),
+            "bootstrap_fid": derive_seed(run_cfg.seed, "ci-fid"),
+            "bootstrap_is": derive_seed(run_cfg.seed, "ci-is"),
+            "evaluator": EVALUATOR_SEED,
+        },
+        "evaluator_key": evaluator_key(data, ecfg, EVALUATOR_SEED),
+        "evaluator_recipe": evaluator_recipe(ecfg, EVALUATOR_SEED),
+        "stage2_checkpoint": str(checkpoint),
+        "stage2_checkpoint_sha256": file_sha256(checkpoint),
+        "decoding": {
+            "steps": int(model.steps),
+            "temperature": float(model.temperature),
+            "choice_temperature": float(model.choice_temperature),
+            "guidance": float(model.guidance),
+        },
+    }
+
+
+def _hash(settings: dict[str, Any]) -> str:
+    # The checkpoint's path may move with the run directory; its bytes decide.
+    stable = {k: v for k, v in settings.items() if k != "stage2_checkpoint"}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _read_results(root: Path) -> dict[str, Any]:
+    path = root / "results.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err}); move it away to rewrite it") from err
+
+
+def _check_data(data: PreparedData, root: Path) -> None:
+    if data.y_train is None or data.n_classes < 2:
+        raise DataError(
+            f"{root}: FID / IS / CAS need labelled data with at least 2 classes ({data.name} has none)"
+        )
+    if data.X_test is None or data.y_test is None:
+        raise DataError(f"{root}: FID / IS / CAS are scored on the test split, and {data.name} has none")
+
+
+def _class_names(data: PreparedData) -> list[str]:
+    if data.class_names and len(data.class_names) == data.n_classes:
+        return [str(c) for c in data.class_names]
+    if data.label_values and len(data.label_values) == data.n_classes:
+        return [str(v) for v in data.label_values]
+    return [str(k) for k in range(data.n_classes)]
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

@@ -1,0 +1,94 @@
+"""``ncvqvae evaluate --run`` wiring and ``ncvqvae evaluator train|info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ncvqvae.cli import build_parser, evaluate_stage1, main
+from ncvqvae.config import RunConfig
+from ncvqvae.training import RunDir
+
+FAKE_GENERATION = {
+    "fid": 1.5,
+    "fid_ci95": [1.2, 1.9],
+    "is_mean": 2.5,
+    "is_std": 0.1,
+    "is_ci95": [2.3, 2.7],
+    "real_is_mean": 3.1,
+    "real_fid_train_test": 0.2,
+    "cfid_mean": 2.0,
+    "cas": 0.8,
+    "cas_ceiling": 0.9,
+    "protocol": {"n_real": 100, "n_fake_fid": 100},
+}
+
+
+def test_evaluate_passes_every_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    RunDir(tmp_path).write_config(RunConfig())
+    seen: dict[str, Any] = {}
+
+    def fake_evaluate_run(run_dir: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.update(kwargs, run_dir=run_dir)
+        return {"generation": FAKE_GENERATION}
+
+    monkeypatch.setattr("ncvqvae.evaluation.pipeline.evaluate_run", fake_evaluate_run)
+    argv = ["evaluate", "--run", str(tmp_path), "--n-samples", "30", "--cas-epochs", "2", "--no-cas"]
+    argv += ["--no-figures", "--device", "cpu", "--no-progress", "--set", "evaluation.bootstrap=7"]
+    assert main(argv) == 0
+    assert seen["run_dir"] == str(tmp_path) and seen["device"] == "cpu"
+    assert (seen["n_samples"], seen["cas_epochs"], seen["run_cas"], seen["figures"]) == (30, 2, False, False)
+    assert seen["cfg"].evaluation.bootstrap == 7 and seen["progress"] is False
+    out = capsys.readouterr().out
+    assert "FID             1.5 [95% CI 1.2, 1.9]" in out and "CAS             0.8000" in out
+
+
+def test_evaluate_defaults_leave_the_run_config_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    RunDir(tmp_path).write_config(RunConfig())
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(
+        "ncvqvae.evaluation.pipeline.evaluate_run",
+        lambda run_dir, **kw: seen.update(kw) or {"generation": FAKE_GENERATION},
+    )
+    assert main(["evaluate", "--run", str(tmp_path)]) == 0
+    assert (
+        seen["cfg"] is None
+        and seen["n_samples"] is None
+        and seen["run_cas"] is None
+        and seen["figures"] is None
+    )
+
+
+def test_evaluate_refuses_non_evaluation_overrides_and_needs_a_run(tmp_path: Path, capsys: Any) -> None:
+    RunDir(tmp_path).write_config(RunConfig())
+    assert main(["evaluate", "--run", str(tmp_path), "--set", "stage1.lr=1"]) == 2
+    assert "only evaluation.*" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate"])
+    assert exc.value.code == 2
+    assert "--run DIR is required" in capsys.readouterr().err
+
+
+def test_evaluate_stage1_keeps_its_own_command() -> None:
+    args = build_parser().parse_args(["evaluate", "stage1", "--run", "somewhere"])
+    assert args.func is evaluate_stage1.main and args.run == "somewhere"
+
+
+def test_evaluator_info_then_train_then_info(capsys: Any) -> None:
+    data = ["twopatterns", "--set", "data.n_train=24", "--set", "data.n_test=16", "--epochs", "1"]
+    assert main(["evaluator", "info", *data]) == 0
+    out = capsys.readouterr().out
+    assert "cached          no" in out and "test accuracy" not in out
+    assert "published       FCN 0.870" in out  # the TwoPatterns row of the anchors
+    assert main(["evaluator", "train", *data, "--no-progress", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "trained now" in out and "test accuracy" in out and "(16 test series)" in out
+    assert main(["evaluator", "train", *data, "--no-progress"]) == 0
+    assert "found in the cache" in capsys.readouterr().out
+    assert main(["evaluator", "info", *data]) == 0
+    out = capsys.readouterr().out
+    assert "cached          yes" in out and "1 epochs" in out

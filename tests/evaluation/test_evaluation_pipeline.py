@@ -1,0 +1,126 @@
+"""End to end on a tiny trained run: results.json, figures, reuse, determinism."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import threadpoolctl
+import torch
+
+from ncvqvae.config import resolve_config
+from ncvqvae.errors import CheckpointError
+from ncvqvae.evaluation import pipeline
+from ncvqvae.evaluation.figures import LOSS_CURVES_SIZE, class_samples_size
+from ncvqvae.evaluation.pipeline import FIGURE_NAMES, FIGURES_DIR, evaluate_run, real_reference_set
+
+OVERRIDES = [
+    "data.n_train=32",
+    "data.n_test=24",
+    "progress=false",
+    "evaluation.evaluator_epochs=1",
+    "evaluation.cas_epochs=1",
+    "evaluation.n_samples=24",
+    "evaluation.cas_min_samples=24",
+    "evaluation.bootstrap=2",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    """Small matrices: a second BLAS/OpenMP thread only spin-waits on a loaded CPU."""
+    with threadpoolctl.threadpool_limits(1):
+        yield
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, one_thread: None) -> Path:
+    """A run of the smoke preset (a few steps per stage) on 32 twopatterns series."""
+    from ncvqvae.stage1 import train_stage1
+    from ncvqvae.stage2 import train_stage2
+
+    cfg = resolve_config(preset="smoke", overrides=OVERRIDES)
+    root = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as mp:  # module scope: the per-test isolated home is not set yet
+        mp.setenv("NCVQVAE_HOME", str(tmp_path_factory.getbasetemp() / "ncvqvae_home"))
+        train_stage1(cfg, root)
+        train_stage2(cfg, root)
+    return root
+
+
+def _generation(root: Path) -> dict:
+    return json.loads((root / "results.json").read_text())["generation"]
+
+
+def test_evaluate_run_writes_every_metric_and_figure(run_dir: Path) -> None:
+    results = evaluate_run(run_dir, device="cpu", progress=False)
+    stage1 = json.dumps(results["stage1"])  # stage 1's own layout; its numbers are gathered here
+    assert '"recon"' in stage1 and '"knn_accuracy"' in stage1
+    gen = results["generation"]
+    assert gen == _generation(run_dir)
+    assert gen["fid"] >= 0 and 1.0 <= gen["is_mean"] <= 4.0 + 1e-9
+    assert gen["fid_ci95"][0] <= gen["fid_ci95"][1] and gen["is_ci95"][0] <= gen["is_ci95"][1]
+    assert len(gen["cfid"]) == 4 and all(v is None or v >= 0 for v in gen["cfid"].values())
+    assert 0.0 <= gen["cas"] <= 1.0 and gen["cas"] == gen["cas_clean"] and gen["cas_legacy"] is None
+    assert gen["cas_ceiling"] == gen["evaluator"]["test_accuracy"]
+    protocol = gen["protocol"]
+    assert protocol["n_real"] == 24 and protocol["n_fake"] == 24 and protocol["n_fake_fid"] == 24
+    assert protocol["n_conditional"] >= 24 and protocol["evaluation"]["bootstrap"] == 2
+    assert protocol["evaluator_key"] == gen["evaluator"]["key"]
+    assert {"unconditional", "conditional", "cas", "bootstrap_fid"} <= set(protocol["seeds"])
+    sizes = {
+        "samples_per_class.png": class_samples_size(4),
+        "latents_tsne.png": (500, 600),
+        "latents_pca.png": (500, 600),
+        "generated_vs_real_pca.png": (500, 600),
+        "loss_curves.png": LOSS_CURVES_SIZE,
+    }
+    assert set(sizes) == set(FIGURE_NAMES)
+    for name, size in sizes.items():
+        image = matplotlib.image.imread(run_dir / FIGURES_DIR / name)
+        assert image.shape[:2] == size and image[..., :3].std() > 0.01, name
+
+
+def test_rerun_with_the_same_settings_reuses_everything(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = evaluate_run(run_dir, device="cpu", progress=False)
+    stamps = {name: (run_dir / FIGURES_DIR / name).stat().st_mtime_ns for name in FIGURE_NAMES}
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("recomputed although the settings did not change")
+
+    monkeypatch.setattr(pipeline, "get_evaluator", refuse)
+    monkeypatch.setattr("ncvqvae.sampling.sample", refuse)
+    assert evaluate_run(run_dir, device="cpu", progress=False) == first
+    assert stamps == {name: (run_dir / FIGURES_DIR / name).stat().st_mtime_ns for name in FIGURE_NAMES}
+
+
+def test_changed_settings_recompute_and_equal_settings_reproduce(run_dir: Path) -> None:
+    options = {"device": "cpu", "n_samples": 16, "run_cas": False, "figures": False, "progress": False}
+    gen = evaluate_run(run_dir, **options)["generation"]
+    assert gen["protocol"]["n_fake"] == 16 and gen["cas"] is None
+    # Forget the numbers and compute them again: every draw is seeded, so they come back the same.
+    path = run_dir / "results.json"
+    results = json.loads(path.read_text())
+    del results["generation"]
+    path.write_text(json.dumps(results))
+    again = evaluate_run(run_dir, **options)["generation"]
+    for key in ("fid", "fid_ci95", "is_mean", "is_ci95", "cfid", "real_is_mean", "settings_hash"):
+        assert again[key] == gen[key], key
+
+
+def test_real_reference_set_is_the_stft_round_trip() -> None:
+    x = torch.randn(5, 2, 37)
+    assert torch.allclose(real_reference_set(x), x, atol=1e-5)
+
+
+def test_evaluate_run_needs_a_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not a run directory"):
+        evaluate_run(tmp_path)
