@@ -112,6 +112,9 @@ class Stage2Config:
     temperature: float = 1.0
     choice_temperature: float = 4.0
     guidance: float = 1.0
+    # "auto": bf16 matmuls (autocast in training, a bf16 copy of the prior when sampling) where the device
+    # has native bf16 (AMX/AVX512-BF16 CPUs, bf16 GPUs), else fp32; "fp32" or "bf16" force one
+    precision: str = "auto"
     # optimisation
     lr: float = 1e-3
     weight_decay: float = 1e-3

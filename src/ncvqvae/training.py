@@ -81,6 +81,24 @@ def epoch_batches(
     return batches
 
 
+def step_batches(
+    n: int, batch_size: int, *, seed: int, start: int, total: int
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(epoch, index batch)`` of optimiser steps ``start + 1 .. total``, resuming mid-epoch exactly.
+
+    The batches are those of :func:`epoch_batches`, so a loop resumed at step k sees the same batches
+    as an uninterrupted one from step k + 1 on.
+    """
+    per_epoch = steps_per_epoch(n, batch_size)
+    batches: list[torch.Tensor] = []
+    batches_epoch = -1
+    for step in range(start, total):
+        epoch, position = divmod(step, per_epoch)
+        if epoch != batches_epoch:
+            batches, batches_epoch = epoch_batches(n, batch_size, seed=seed, epoch=epoch), epoch
+        yield epoch, batches[position]
+
+
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Number of optimiser steps in one epoch (matches :func:`epoch_batches`)."""
     full, rest = divmod(n, batch_size)
@@ -376,3 +394,49 @@ def progress(
         dynamic_ncols=True,
         leave=False,
     )
+
+
+class StepLog:
+    """The per-step bookkeeping every training loop shares: progress bar, JSON-lines records, epoch means.
+
+    After each optimiser step, :meth:`step` advances the bar and, every ``log_every`` steps (and at the
+    last one), writes ``{"step", "epoch", "lr", <values>, "samples_per_s"}``; at the end of every epoch it
+    writes ``{"epoch", "step", "event": "epoch", <mean of each value over the epoch>}``. ``epoch_sums``
+    (the running sums of the current epoch) belongs in checkpoints (:func:`loop_state`), so a resumed
+    epoch reports the same means as an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        metrics: MetricsLog,
+        bar: Any,
+        *,
+        log_every: int,
+        steps_per_epoch: int,
+        total_steps: int,
+        epoch_sums: Mapping[str, float] | None = None,
+    ) -> None:
+        self.metrics, self.bar = metrics, bar
+        self.log_every, self.steps_per_epoch, self.total_steps = log_every, steps_per_epoch, total_steps
+        self.epoch_sums: dict[str, float] = dict(epoch_sums or {})
+        self._window_start, self._window_samples = time.perf_counter(), 0
+
+    def step(self, step: int, epoch: int, lr: float, values: Mapping[str, float], batch_size: int) -> bool:
+        """Book optimiser step number ``step`` (counted from 1) of ``epoch``; True when it ended the epoch."""
+        self._window_samples += batch_size
+        for name, value in values.items():
+            self.epoch_sums[name] = self.epoch_sums.get(name, 0.0) + value
+        self.bar.update(1)
+        if "loss" in values:
+            self.bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
+        if step % self.log_every == 0 or step == self.total_steps:
+            now = time.perf_counter()
+            rate = self._window_samples / max(now - self._window_start, 1e-9)
+            self.metrics.write({"step": step, "epoch": epoch, "lr": lr, **values, "samples_per_s": rate})
+            self._window_start, self._window_samples = now, 0
+        if step % self.steps_per_epoch:
+            return False
+        means = {k: v / self.steps_per_epoch for k, v in self.epoch_sums.items()}
+        self.metrics.write({"epoch": epoch, "step": step, "event": "epoch", **means})
+        self.epoch_sums = {}
+        return True
