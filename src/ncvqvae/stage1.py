@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,10 @@ from ncvqvae.errors import CheckpointError, ConfigError, DataError
 from ncvqvae.training import (
     MetricsLog,
     RunDir,
+    StepLog,
     check_finite,
     cosine_schedule,
     derive_seed,
-    epoch_batches,
     load_checkpoint,
     loop_state,
     make_generator,
@@ -44,6 +43,7 @@ from ncvqvae.training import (
     progress,
     restore_loop_state,
     save_checkpoint,
+    step_batches,
 )
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ def train_stage1(
         return final_path
 
     # --- resume or start over ---------------------------------------------------------------------
+    device = pick_device(cfg.device)  # a bad device name fails here, before anything is written
     checkpoint: dict[str, Any] | None = None
     if last_path.is_file():
         if resume:
@@ -123,7 +124,6 @@ def train_stage1(
     if checkpoint is not None:
         check_same_data(checkpoint.get("data_stats", {}), stats, last_path)
 
-    device = pick_device(cfg.device)
     n_train = int(data.X_train.shape[0])
     # SPEC §3: cosine T_max = epochs · (ceil(N / batch) + 1), as the reference (lr never quite reaches 0).
     plan = plan_steps(n_train, s1.batch_size, s1.epochs, s1.max_steps)
@@ -152,34 +152,26 @@ def train_stage1(
             log.info("training stage 1 of %s: %d steps on %s", run.root, total_steps, device)
 
         def save_last() -> None:
-            save_checkpoint(
-                last_path,
-                STAGE,
-                {
-                    "model_config": model_config(model),
-                    **loop_state(**live, step=step, steps_per_epoch=n_steps_epoch, epoch_sums=epoch_sums),
-                    "data_stats": stats,
-                    "run_config": to_dict(cfg),
-                },
-            )
+            sums = steplog.epoch_sums
+            state = loop_state(**live, step=step, steps_per_epoch=n_steps_epoch, epoch_sums=sums)
+            payload = {"model_config": model_config(model), **state}
+            payload.update(data_stats=stats, run_config=to_dict(cfg))
+            save_checkpoint(last_path, STAGE, payload)
 
         # The whole training split lives on the device; a batch is one index_select, no DataLoader.
         X_train = data.X_train.to(device)
-        batches: list[torch.Tensor] = []
-        batches_epoch = -1
         saved_step = step if checkpoint is not None else -1
-        window_start, window_samples = time.perf_counter(), 0
 
         metrics = MetricsLog(run.metrics_path(STAGE), resume_step=step if checkpoint is not None else None)
         bar = progress(total=total_steps, initial=step, desc="stage 1", enabled=cfg.progress)
+        # progress bar, step records every log_every steps, epoch means (resumed from epoch_sums)
+        steplog = StepLog(metrics, bar, log_every=s1.log_every, steps_per_epoch=n_steps_epoch,
+                          total_steps=total_steps, epoch_sums=epoch_sums)
         try:
             model.train()
-            while step < total_steps:
-                epoch, position = divmod(step, n_steps_epoch)
-                if epoch != batches_epoch:
-                    batches = epoch_batches(n_train, s1.batch_size, seed=cfg.seed, epoch=epoch)
-                    batches_epoch = epoch
-                x = X_train[batches[position].to(device)]  # (B, C, L)
+            schedule = step_batches(n_train, s1.batch_size, seed=cfg.seed, start=step, total=total_steps)
+            for epoch, index in schedule:  # the batch order of an epoch is a function of (seed, epoch)
+                x = X_train[index.to(device)]  # (B, C, L)
                 x_aug = augment(x, aug_generator) if augment is not None else None
 
                 lr = optimizer.param_groups[0]["lr"]
@@ -194,23 +186,9 @@ def train_stage1(
                 optimizer.step()
                 scheduler.step()
                 step += 1
-                window_samples += x.shape[0]
-                for name, value in values.items():
-                    epoch_sums[name] = epoch_sums.get(name, 0.0) + value
-                bar.update(1)
-                bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
-
-                if step % s1.log_every == 0 or step == total_steps:
-                    now = time.perf_counter()
-                    metrics.write({"step": step, "epoch": epoch, "lr": lr, **values,
-                                   "samples_per_s": window_samples / max(now - window_start, 1e-9)})
-                    window_start, window_samples = now, 0
-                if step % n_steps_epoch == 0:  # end of an epoch
-                    metrics.write({"epoch": epoch, "step": step, "event": "epoch",
-                                   **{k: v / n_steps_epoch for k, v in epoch_sums.items()}})
-                    epoch_sums = {}
-                    if s1.eval_every and (epoch + 1) % s1.eval_every == 0 and step < total_steps:
-                        _log_evaluation(metrics, model, data, cfg, step=step, epoch=epoch)
+                end_of_epoch = steplog.step(step, epoch, lr, values, x.shape[0])
+                if end_of_epoch and s1.eval_every and (epoch + 1) % s1.eval_every == 0 and step < total_steps:
+                    _log_evaluation(metrics, model, data, cfg, step=step, epoch=epoch)
                 if step % s1.checkpoint_every == 0 or step == stop_after_steps:
                     save_last()
                     saved_step = step

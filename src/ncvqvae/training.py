@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from ncvqvae.config import RunConfig, from_dict, to_dict
-from ncvqvae.errors import CheckpointError, TrainingError
+from ncvqvae.errors import CheckpointError, ConfigError, TrainingError
 from ncvqvae.home import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,24 @@ CHECKPOINT_VERSION = 1
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """Resolve ``"auto"`` to cuda when available, else cpu; anything else is passed to torch."""
+    """Resolve ``"auto"`` to cuda when available, else cpu; anything else is passed to torch.
+
+    Raises:
+        ConfigError: the name is not a device, or names a CUDA device this machine does not have (caught
+            here, before a model is built, instead of deep inside PyTorch).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"device: {name!r} is not a device name (auto, cpu, cuda, cuda:1, ...)") from err
+    if device.type == "cuda" and (
+        not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()
+    ):
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        raise ConfigError(f"device: {name!r} requested, but this machine has {available} CUDA device(s)")
+    return device
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

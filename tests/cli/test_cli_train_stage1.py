@@ -62,6 +62,8 @@ def test_user_errors_exit_with_status_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no stage-1 checkpoint to resume" in capsys.readouterr().err
     assert main(["train", "stage1", "--out", str(tmp_path / "x"), "--set", "stage1.nope=1"]) == 2
     assert "stage1.nope" in capsys.readouterr().err
+    assert main(["train", "stage1", "--out", str(tmp_path / "y"), "--device", "cuda:99", *SMALL]) == 2
+    assert "cuda:99" in capsys.readouterr().err
     assert main(["evaluate", "stage1", "--run", str(tmp_path / "missing")]) == 2
     assert "config.yaml" in capsys.readouterr().err
 
