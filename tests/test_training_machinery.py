@@ -239,3 +239,15 @@ def test_metrics_log_truncates_on_resume(tmp_path: Path) -> None:
         pass
     assert read_metrics(path) == []
     assert read_metrics(tmp_path / "absent.jsonl") == []
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path: Path) -> None:
+    """Files written atomically are readable by others like any file open() creates (not mkstemp's 0600)."""
+    import os
+
+    from ncvqvae.home import atomic_write_text
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    atomic_write_text(tmp_path / "a.txt", "hello")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
