@@ -63,12 +63,16 @@ def _done_files(sweep_dir: Path) -> dict[Path, tuple[int, str]]:
     return {p: (p.stat().st_mtime_ns, p.read_text()) for p in sweep_dir.glob(f"**/{DONE_NAME}")}
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_local_sweep_survives_kill_9_and_reports(tmp_path: Path) -> None:
     spec_path = _write_spec(tmp_path / "tiny.yaml")
     sweep_dir = tmp_path / "sweep"
     code = "import sys; from ncvqvae.cli import main; raise SystemExit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, "sweep", str(spec_path), "--out", str(sweep_dir), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny models: one thread beats two on a shared CPU
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env
+    )
     try:
         deadline = time.monotonic() + 240
         while not _done_files(sweep_dir) and proc.poll() is None and time.monotonic() < deadline:

@@ -115,7 +115,20 @@ def result_config(cfg: RunConfig) -> dict[str, Any]:
 
 def read_timings(run_dir: str | Path) -> dict[str, float]:
     """Seconds spent per step (``stage1``, ``stage2``, ``evaluation``), summed over attempts."""
-    path = Path(run_dir) / TIMINGS_NAME
+    return {k: v for k, v in _read_raw_timings(Path(run_dir)).items() if not k.endswith(_STARTED)}
+
+
+_STARTED = ":started"  # timings.json key suffix: when the running attempt of a step began (epoch seconds)
+# Files whose last write marks the work an attempt of a step left behind (checkpoints, results).
+_KEPT_WORK = {
+    "stage1": "stage1/checkpoints/*.pt",
+    "stage2": "stage2/checkpoints/*.pt",
+    "evaluation": "results.json",
+}
+
+
+def _read_raw_timings(run_dir: Path) -> dict[str, float]:
+    path = run_dir / TIMINGS_NAME
     if not path.is_file():
         return {}
     try:
@@ -126,11 +139,25 @@ def read_timings(run_dir: str | Path) -> dict[str, float]:
 
 @contextlib.contextmanager
 def _timed(run_dir: Path, step: str, *, skip: bool = False) -> Iterator[None]:
-    """Add the wall time of ``step`` to ``timings.json`` once it completes (a kill -9 loses that attempt)."""
-    start = time.perf_counter()
-    yield
-    if skip:  # the step was already finished: it returned at once, nothing to add
+    """Add the wall time of ``step`` to ``timings.json``, also across kills.
+
+    The start of each attempt is recorded first. When an attempt was killed, the next one adds the time
+    from that start to the last file the attempt wrote (its last checkpoint, or results.json): the time
+    of the work that was kept. ``skip``: the step is already finished and returns at once.
+    """
+    timings = _read_raw_timings(run_dir)
+    killed_start = timings.pop(step + _STARTED, None)
+    if killed_start is not None:
+        written = [p.stat().st_mtime for p in run_dir.glob(_KEPT_WORK[step])]
+        kept = max(written, default=killed_start) - killed_start
+        timings[step] = round(timings.get(step, 0.0) + max(0.0, kept), 3)
+    if skip:
+        if killed_start is not None:
+            atomic_write_json(run_dir / TIMINGS_NAME, timings)
+        yield
         return
-    timings = read_timings(run_dir)
-    timings[step] = round(timings.get(step, 0.0) + time.perf_counter() - start, 3)
+    start = time.time()
+    atomic_write_json(run_dir / TIMINGS_NAME, {**timings, step + _STARTED: start})
+    yield
+    timings[step] = round(timings.get(step, 0.0) + time.time() - start, 3)
     atomic_write_json(run_dir / TIMINGS_NAME, timings)

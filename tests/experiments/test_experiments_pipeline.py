@@ -1,0 +1,57 @@
+"""Pipeline bookkeeping: timings across kills and what a finished run is compared on.
+
+The pipeline end to end (train, evaluate, report, resume) is tested through the CLI in
+tests/cli/test_cli_run.py and through sweeps in test_experiments_sweep_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ncvqvae.config import RunConfig, replace
+from ncvqvae.experiments.pipeline import TIMINGS_NAME, _timed, read_timings, result_config
+
+
+def test_timings_add_up_over_attempts(tmp_path: Path) -> None:
+    with _timed(tmp_path, "stage1"):
+        pass
+    with _timed(tmp_path, "stage1"):
+        pass
+    with _timed(tmp_path, "stage1", skip=True):  # a finished step adds nothing
+        pass
+    timings = read_timings(tmp_path)
+    assert set(timings) == {"stage1"} and 0.0 <= timings["stage1"] < 1.0
+
+
+def test_a_killed_attempt_counts_up_to_its_last_checkpoint(tmp_path: Path) -> None:
+    start = 1_000_000.0
+    (tmp_path / TIMINGS_NAME).write_text(json.dumps({"stage1": 2.0, "stage1:started": start}))
+    checkpoint = tmp_path / "stage1" / "checkpoints" / "final.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"x")
+    os.utime(checkpoint, (start + 5.0, start + 5.0))  # the killed attempt wrote its checkpoint 5 s in
+    with _timed(tmp_path, "stage1", skip=True):
+        pass
+    assert read_timings(tmp_path) == {"stage1": pytest.approx(7.0)}
+    assert "stage1:started" not in json.loads((tmp_path / TIMINGS_NAME).read_text())
+
+
+def test_an_interrupted_step_keeps_its_start_for_the_next_attempt(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), _timed(tmp_path, "evaluation"):
+        raise KeyboardInterrupt
+    assert "evaluation:started" in json.loads((tmp_path / TIMINGS_NAME).read_text())
+    assert read_timings(tmp_path) == {}
+
+
+def test_result_config_ignores_bookkeeping_fields_only() -> None:
+    cfg = RunConfig()
+    same = replace(
+        cfg, progress=False, device="cpu", tracker="mlflow", preset="quick", **{"data.data_dir": "/x"}
+    )
+    assert result_config(same) == result_config(cfg)
+    assert result_config(replace(cfg, **{"evaluation.cas_epochs": 3})) != result_config(cfg)
+    assert result_config(replace(cfg, seed=1)) != result_config(cfg)
