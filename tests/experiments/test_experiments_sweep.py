@@ -270,3 +270,13 @@ def test_progress_overview_counts_and_eta(tmp_path: Path) -> None:
     assert (info["done"], info["failed"], info["running"], info["pending"]) == (2, 1, 0, 1)
     assert info["eta_s"] == pytest.approx(1 * 10.0 / 2)
     assert json.loads((tmp_path / STATUS_NAME).read_text())["cells"]["c"] == "failed"
+
+
+def test_a_sweep_directory_refuses_other_settings_but_accepts_a_bigger_grid(tmp_path: Path) -> None:
+    run_sweep(_spec(seeds=[0]), tmp_path, progress=False, cell_fn=fake_cell, evaluator_fn=None)
+    with pytest.raises(ConfigError, match=r"other settings \(overrides: saved"):
+        run_sweep(_spec(seeds=[0], overrides={"stage1.lr": 0.1}), tmp_path, progress=False, cell_fn=fake_cell)
+    with pytest.raises(ConfigError, match="preset: saved 'smoke', now 'quick'"):
+        run_sweep(_spec(seeds=[0], preset="quick"), tmp_path, progress=False, cell_fn=fake_cell)
+    grown = run_sweep(_spec(seeds=[0, 1]), tmp_path, progress=False, cell_fn=fake_cell, evaluator_fn=None)
+    assert grown["done"] == 8 and len(grown["results"]) == 4  # only the new seed ran

@@ -695,6 +695,32 @@ def plan_sweep(spec: SweepSpec, sweep_dir: str | Path, *, retry_failed: bool = F
     return SweepPlan(spec, sweep_dir, spec.cells(), sweep_status(spec, sweep_dir), retry_failed)
 
 
+def check_same_sweep(spec: SweepSpec, sweep_dir: str | Path) -> None:
+    """Refuse to run ``spec`` in a sweep directory made with another preset or other overrides.
+
+    Growing the grid (more datasets, variants or seeds) and changing the executor are fine: cells are
+    independent. A different preset or override would give existing cells a config their run directories
+    refuse, so it is caught here once, with the differences named.
+
+    Raises:
+        ConfigError: naming the sweep directory and the differing fields.
+    """
+    path = Path(sweep_dir) / SPEC_NAME
+    if not path.is_file():
+        return
+    saved = load_yaml(path)
+    differ = [
+        f"{key}: saved {saved.get(key)!r}, now {value!r}"
+        for key, value in (("preset", spec.preset), ("overrides", spec.overrides))
+        if (saved.get(key) or None) != (value or None)
+    ]
+    if differ:
+        raise ConfigError(
+            f"{sweep_dir}: this sweep directory was made with other settings ({'; '.join(differ)}); "
+            f"use another --out, or the saved settings (run `ncvqvae sweep {sweep_dir}` to resume it)"
+        )
+
+
 def run_sweep(
     spec: SweepSpec,
     sweep_dir: str | Path,
@@ -719,6 +745,7 @@ def run_sweep(
         The overview ``{"total", "done", "failed", ..., "cells": {key: status}, "results": [...]}``.
     """
     sweep_dir = Path(sweep_dir)
+    check_same_sweep(spec, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(sweep_dir / SPEC_NAME, yaml.safe_dump(spec.to_dict(), sort_keys=False))
     plan = plan_sweep(spec, sweep_dir, retry_failed=retry_failed)
