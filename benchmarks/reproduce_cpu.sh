@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Reproduction of the thesis tables on a small CPU machine (issue 7; docs/reproduction.md).
+#
+# Two phases over one sweep directory (the layout of `ncvqvae sweep`: <dir>/<dataset>/<variant>/seed<k>):
+#   stage1    stage 1 (+ its evaluation: reconstruction, KNN/SVM probes) of every cell of the sweep, for the
+#             datasets named in DATASETS (default: all of the sweep's). Cheap enough for all 6 × 7 cells.
+#   full      `ncvqvae sweep` on the sweep's cells of DATASETS: finished stage-1 runs are reused, then stage 2
+#             and the generation metrics (FID, IS, CAS with the cached FCN evaluator).
+#   report    `ncvqvae report` over the sweep directory (tables beside the thesis' numbers).
+# Everything resumes: run a phase again after an interruption and it continues where it stopped.
+#
+# Usage:  benchmarks/reproduce_cpu.sh stage1|full|report
+# Environment:
+#   SWEEP     sweep file or shipped name (default: reproduction-cpu)
+#   OUTDIR    sweep directory (default: runs/reproduction-cpu; runs/ is git-ignored)
+#   DATASETS  space-separated subset of the sweep's datasets, e.g. "twopatterns ECG5000" (default: all)
+#   PY        the Python with ncvqvae installed (default: .venv/bin/python, else python3)
+#   SET       extra --set overrides, space-separated (e.g. "stage1.max_steps=2" to try the script out)
+#   THREADS   torch threads per process (default 1: on a shared 2-core machine one thread per process is
+#             several times faster than two contending ones)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PHASE="${1:-stage1}"
+SWEEP="${SWEEP:-reproduction-cpu}"
+OUTDIR="${OUTDIR:-runs/reproduction-cpu}"
+DATASETS="${DATASETS:-}"
+SET="${SET:-}"
+THREADS="${THREADS:-1}"
+if [[ -z "${PY:-}" ]]; then
+  if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+CLI="import sys; from ncvqvae.cli import main; sys.exit(main())"
+export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
+
+set_args=()
+for kv in $SET; do set_args+=(--set "$kv"); done
+
+case "$PHASE" in
+  stage1)
+    # Stage 1 of each cell with exactly the config the sweep would give it, so `full` reuses the runs.
+    SWEEP="$SWEEP" OUTDIR="$OUTDIR" DATASETS="$DATASETS" SET="$SET" "$PY" - <<'EOF'
+import logging, os, time
+from ncvqvae.experiments.sweep import load_sweep, with_overrides
+from ncvqvae.stage1 import train_stage1
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+spec = load_sweep(os.environ["SWEEP"])
+spec = with_overrides(spec, os.environ["SET"].split())
+wanted = {d.lower() for d in os.environ["DATASETS"].split()}
+for cell in spec.cells():
+    if wanted and cell.dataset.lower() not in wanted:
+        continue
+    start = time.perf_counter()
+    train_stage1(spec.cell_config(cell), cell.run_dir(os.environ["OUTDIR"]))
+    print(f"stage1 {cell.key}: {time.perf_counter() - start:.0f} s", flush=True)
+EOF
+    ;;
+  full)
+    # Write a sweep file restricted to DATASETS next to the runs, then run it (resumable).
+    spec_file="$OUTDIR/sweep-$(echo "${DATASETS:-all}" | tr ' ' '_').yaml"
+    mkdir -p "$OUTDIR"
+    SWEEP="$SWEEP" DATASETS="$DATASETS" SPEC_FILE="$spec_file" "$PY" - <<'EOF'
+import os, yaml
+from ncvqvae.experiments.sweep import load_sweep
+spec = load_sweep(os.environ["SWEEP"]).to_dict()
+wanted = {d.lower() for d in os.environ["DATASETS"].split()}
+if wanted:
+    spec["datasets"] = [d for d in spec["datasets"] if d.lower() in wanted]
+with open(os.environ["SPEC_FILE"], "w", encoding="utf-8") as fh:
+    yaml.safe_dump(spec, fh, sort_keys=False)
+EOF
+    "$PY" -c "$CLI" sweep "$spec_file" --out "$OUTDIR" --no-progress "${set_args[@]}"
+    ;;
+  report)
+    "$PY" -c "$CLI" report "$OUTDIR" --no-figures --title "Reproduction on CPU ($SWEEP)"
+    ;;
+  *)
+    echo "usage: $0 stage1|full|report" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,141 @@
+"""Reproduction against the thesis (issue 7): the NC-vs-baseline counts of the report, the reproduction
+sweep files, and (slow) a short-budget check that NC-VQVAE's latents beat the plain VQ-VAE's on the SVM probe.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from ncvqvae.config import replace
+from ncvqvae.experiments.report import VARIANT_ORDER, nc_wins, report_blocks, to_markdown
+from ncvqvae.experiments.sweep import Variant, load_sweep
+
+THESIS_VARIANTS = VARIANT_ORDER  # baseline, then bt_* and vibcreg_* × warp, slice, gauss
+
+
+def _frame(rows: list[tuple[str, str, int, dict[str, float]]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"dataset": d, "variant": v, "seed": s, "status": "done", **m} for d, v, s, m in rows]
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# NC-vs-baseline counts
+# --------------------------------------------------------------------------------------------------
+
+
+def test_nc_wins_counts_best_nc_variant_per_dataset_with_direction() -> None:
+    df = _frame(
+        [
+            # ECG5000: NC better on KNN (higher) and on reconstruction (lower)
+            ("ECG5000", "baseline", 0, {"knn": 0.80, "svm": 0.5, "recon": 0.20}),
+            ("ECG5000", "bt_warp", 0, {"knn": 0.85, "recon": 0.10}),
+            ("ECG5000", "vibcreg_gauss", 0, {"knn": 0.70, "recon": 0.30}),
+            # Mallat: the mean over seeds decides: baseline 0.5, bt_warp (0.6 + 0.3) / 2 = 0.45 < 0.5
+            ("Mallat", "baseline", 0, {"knn": 0.50, "recon": 0.10}),
+            ("Mallat", "bt_warp", 0, {"knn": 0.60, "recon": 0.20}),
+            ("Mallat", "bt_warp", 1, {"knn": 0.30, "recon": 0.20}),
+            # a dataset without a baseline run is not compared
+            ("FordA", "bt_warp", 0, {"knn": 0.90, "recon": 0.10}),
+        ]
+    )
+    wins = nc_wins(df).set_index("metric")
+    assert wins.at["knn", "datasets"] == 2 and wins.at["knn", "ours"] == 1
+    assert wins.at["recon", "datasets"] == 2 and wins.at["recon", "ours"] == 1
+    # The thesis' own counts, read from its tables by the same rule (its abstract: 12 of 13 on the probes).
+    assert (wins.at["knn", "thesis_all"], wins.at["knn", "thesis_all_n"]) == (12, 13)
+    assert (wins.at["svm", "thesis_all"], wins.at["svm", "thesis_all_n"]) == (12, 13)
+    # On ECG5000 and Mallat the thesis has NC ahead on KNN on both.
+    assert (wins.at["knn", "thesis_same"], wins.at["knn", "thesis_same_n"]) == (2, 2)
+    assert "fid" not in wins.index  # no FID measured: no row
+
+
+def test_report_has_the_counts_table() -> None:
+    df = _frame(
+        [
+            ("ECG5000", "baseline", 0, {"knn": 0.8, "svm": 0.8, "recon": 0.2}),
+            ("ECG5000", "bt_warp", 0, {"knn": 0.9, "svm": 0.7, "recon": 0.2}),
+        ]
+    )
+    text = to_markdown(report_blocks(df, [], "t"))
+    assert "## Datasets on which NC beats the baseline" in text
+    assert "| KNN probe accuracy | 1 of 1 |" in text
+    assert "| SVM probe accuracy | 0 of 1 |" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# The reproduction sweeps
+# --------------------------------------------------------------------------------------------------
+
+
+def test_reproduction_cpu_sweep_is_the_thesis_grid_at_one_budget() -> None:
+    spec = load_sweep("reproduction-cpu")
+    assert {d.lower() for d in spec.datasets} == {
+        "twopatterns",
+        "ecg5000",
+        "mallat",
+        "electricdevices",
+        "forda",
+        "fordb",
+    }
+    assert tuple(v.name for v in spec.variants) == THESIS_VARIANTS
+    configs = [spec.cell_config(cell) for cell in spec.cells()]
+    # The same budget and protocol for every cell: only dataset, method and augmentation vary.
+    budgets = {
+        (
+            c.stage1.max_steps,
+            c.stage1.epochs,
+            c.stage2.max_steps,
+            c.stage2.epochs,
+            c.stage2.variant,
+            c.evaluation.evaluator_epochs,
+            c.evaluation.cas_epochs,
+            c.evaluation.n_samples,
+        )
+        for c in configs
+    }
+    assert len(budgets) == 1
+    # Everything else is the thesis' (SPEC §3): projector 4096, batch 128, lr 1e-3, aug recon weight 0.2.
+    for c in configs:
+        assert (c.stage1.projector_dim, c.stage1.batch_size, c.stage1.lr) == (4096, 128, 1e-3)
+        assert c.stage1.aug_recon_weight == 0.2 and c.stage1.codebook_size == 32
+        assert Variant.from_config(c).name in THESIS_VARIANTS
+
+
+def test_reproduction_gpu_sweep_runs_on_cuda_with_thesis_networks() -> None:
+    spec = load_sweep("reproduction-gpu")
+    assert {d.lower() for d in spec.datasets} == {"forda", "fordb", "electricdevices"}
+    for cell in spec.cells():
+        cfg = spec.cell_config(cell)
+        assert cfg.device == "cuda" and cfg.stage1.projector_dim == 4096
+
+
+# --------------------------------------------------------------------------------------------------
+# The quick reproduction check (slow)
+# --------------------------------------------------------------------------------------------------
+
+# Measured with exactly this configuration (the reproduction-cpu sweep's stage 1 on the regenerated
+# TwoPatterns, seed 0; see docs/reproduction.md): SVM probe accuracy baseline 0.696, <NC measured below>.
+NC_VARIANT = "bt_warp"
+SVM_MARGIN = 0.0
+
+
+@pytest.mark.slow
+def test_short_nc_run_beats_baseline_svm_probe_on_regenerated_twopatterns(tmp_path) -> None:  # noqa: ANN001
+    from ncvqvae.stage1 import train_stage1
+
+    spec = load_sweep("reproduction-cpu")
+    cells = {c.variant.name: c for c in spec.cells() if c.dataset == "twopatterns"}
+    accuracy = {}
+    for name in ("baseline", NC_VARIANT):
+        cfg = replace(spec.cell_config(cells[name]), progress=False, device="cpu")
+        run_dir = tmp_path / name
+        train_stage1(cfg, run_dir)
+        results = json.loads((run_dir / "results.json").read_text())
+        accuracy[name] = results["stage1"]["probes"]["svm_accuracy"]
+    assert all(not math.isnan(a) for a in accuracy.values())
+    assert accuracy[NC_VARIANT] >= accuracy["baseline"] + SVM_MARGIN, accuracy
