@@ -86,7 +86,7 @@ fi
 status=0
 timeout --signal=INT --kill-after=30 "$TIME_LIMIT" \
   "$PY" -c "$CLI" sweep "$SWEEP" --out "$RUNS" --no-progress --retry-failed "${set_args[@]}" \
-  2>&1 | tee "$OUT/sweep.log" | grep -v " INFO " || status=$?
+  2>&1 | tee "$OUT/sweep.log" | grep -v "ncvqvae.data" || status=$?
 echo "sweep exit status: $status (124/130 = stopped by TIME_LIMIT; rerun to continue)"
 
 # --- the report of whatever finished, printed and copied under $OUT
