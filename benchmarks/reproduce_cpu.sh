@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Reproduction of the thesis tables on a small CPU machine (issue 7; docs/reproduction.md).
 #
-# Two phases over one sweep directory (the layout of `ncvqvae sweep`: <dir>/<dataset>/<variant>/seed<k>):
+# Three phases over one sweep directory (the layout of `ncvqvae sweep`: <dir>/<dataset>/<variant>/seed<k>):
 #   stage1    stage 1 (+ its evaluation: reconstruction, KNN/SVM probes) of every cell of the sweep, for the
 #             datasets named in DATASETS (default: all of the sweep's). Cheap enough for all 6 × 7 cells.
+#             Several `stage1` drivers may run at once on one directory (a cell being trained is skipped).
 #   full      `ncvqvae sweep` on the sweep's cells of DATASETS: finished stage-1 runs are reused, then stage 2
 #             and the generation metrics (FID, IS, CAS with the cached FCN evaluator).
 #   report    `ncvqvae report` over the sweep directory (tables beside the thesis' numbers).
+#   docs      the same report, spliced into docs/reproduction.md between its GENERATED markers.
 # Everything resumes: run a phase again after an interruption and it continues where it stopped.
 #
-# Usage:  benchmarks/reproduce_cpu.sh stage1|full|report
+# Usage:  benchmarks/reproduce_cpu.sh stage1|full|report|docs
 # Environment:
 #   SWEEP     sweep file or shipped name (default: reproduction-cpu)
 #   OUTDIR    sweep directory (default: runs/reproduction-cpu; runs/ is git-ignored)
 #   DATASETS  space-separated subset of the sweep's datasets, e.g. "twopatterns ECG5000" (default: all)
+#   VARIANTS  space-separated subset of the sweep's variants, e.g. "baseline bt_warp" (default: all)
 #   PY        the Python with ncvqvae installed (default: .venv/bin/python, else python3)
 #   SET       extra --set overrides, space-separated (e.g. "stage1.max_steps=2" to try the script out)
 #   THREADS   torch threads per process (default 1: on a shared 2-core machine one thread per process is
@@ -25,6 +28,7 @@ PHASE="${1:-stage1}"
 SWEEP="${SWEEP:-reproduction-cpu}"
 OUTDIR="${OUTDIR:-runs/reproduction-cpu}"
 DATASETS="${DATASETS:-}"
+VARIANTS="${VARIANTS:-}"
 SET="${SET:-}"
 THREADS="${THREADS:-1}"
 if [[ -z "${PY:-}" ]]; then
@@ -41,7 +45,9 @@ case "$PHASE" in
     # Stage 1 of each cell with exactly the config the sweep would give it, so `full` reuses the runs.
     SWEEP="$SWEEP" OUTDIR="$OUTDIR" DATASETS="$DATASETS" SET="$SET" "$PY" - <<'EOF'
 import logging, os, time
+from filelock import Timeout
 from ncvqvae.experiments.sweep import load_sweep, with_overrides
+from ncvqvae.home import file_lock
 from ncvqvae.stage1 import train_stage1
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -51,22 +57,31 @@ wanted = {d.lower() for d in os.environ["DATASETS"].split()}
 for cell in spec.cells():
     if wanted and cell.dataset.lower() not in wanted:
         continue
+    run_dir = cell.run_dir(os.environ["OUTDIR"])
     start = time.perf_counter()
-    train_stage1(spec.cell_config(cell), cell.run_dir(os.environ["OUTDIR"]))
+    try:  # several drivers may share a sweep directory: a cell another one is training is skipped
+        with file_lock(run_dir / "stage1-driver", timeout=0):
+            train_stage1(spec.cell_config(cell), run_dir)
+    except Timeout:
+        print(f"stage1 {cell.key}: busy in another process, skipped", flush=True)
+        continue
     print(f"stage1 {cell.key}: {time.perf_counter() - start:.0f} s", flush=True)
 EOF
     ;;
   full)
     # Write a sweep file restricted to DATASETS next to the runs, then run it (resumable).
-    spec_file="$OUTDIR/sweep-$(echo "${DATASETS:-all}" | tr ' ' '_').yaml"
+    spec_file="$OUTDIR/sweep-$(echo "${DATASETS:-all}-${VARIANTS:-all}" | tr ' ' '_').yaml"
     mkdir -p "$OUTDIR"
-    SWEEP="$SWEEP" DATASETS="$DATASETS" SPEC_FILE="$spec_file" "$PY" - <<'EOF'
+    SWEEP="$SWEEP" DATASETS="$DATASETS" VARIANTS="$VARIANTS" SPEC_FILE="$spec_file" "$PY" - <<'EOF'
 import os, yaml
 from ncvqvae.experiments.sweep import load_sweep
 spec = load_sweep(os.environ["SWEEP"]).to_dict()
 wanted = {d.lower() for d in os.environ["DATASETS"].split()}
 if wanted:
     spec["datasets"] = [d for d in spec["datasets"] if d.lower() in wanted]
+variants = os.environ["VARIANTS"].split()
+if variants:
+    spec["variants"] = [v for v in spec["variants"] if v in variants]
 with open(os.environ["SPEC_FILE"], "w", encoding="utf-8") as fh:
     yaml.safe_dump(spec, fh, sort_keys=False)
 EOF
@@ -75,8 +90,25 @@ EOF
   report)
     "$PY" -c "$CLI" report "$OUTDIR" --no-figures --title "Reproduction on CPU ($SWEEP)"
     ;;
+  docs)
+    # The report's tables, spliced into docs/reproduction.md between its GENERATED markers.
+    "$PY" -c "$CLI" report "$OUTDIR" --no-figures --title "Reproduction on CPU ($SWEEP)" >/dev/null
+    REPORT="$OUTDIR/report.md" DOC=docs/reproduction.md "$PY" - <<'EOF'
+import os, re
+from pathlib import Path
+doc, report = Path(os.environ["DOC"]), Path(os.environ["REPORT"]).read_text(encoding="utf-8")
+body = re.sub(r"^# .*\n", "", report, count=1).strip()
+body = re.sub(r"^## ", "### ", body, flags=re.M)  # the report's sections sit under a section of the page
+begin, end = "<!-- BEGIN GENERATED by benchmarks/reproduce_cpu.sh docs -->", "<!-- END GENERATED -->"
+text = doc.read_text(encoding="utf-8")
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+doc.write_text(f"{head}{begin}\n\n{body}\n\n{end}{tail}", encoding="utf-8")
+print(f"{doc}: generated section updated from {os.environ['REPORT']}")
+EOF
+    ;;
   *)
-    echo "usage: $0 stage1|full|report" >&2
+    echo "usage: $0 stage1|full|report|docs" >&2
     exit 2
     ;;
 esac
