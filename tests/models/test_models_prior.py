@@ -97,3 +97,15 @@ def test_bad_arguments_are_named() -> None:
         BidirectionalTransformer(N, K, 2, code_dim=D, codebook=torch.zeros(K + 1, D))
     with pytest.raises(ValueError, match="divisible"):
         BidirectionalTransformer(N, K, 2, width=15, heads=2)
+
+
+@pytest.mark.parametrize("variant", ["token", "codebook"])
+def test_bf16_autocast_stays_close_to_fp32(variant: str) -> None:
+    prior = make_prior(variant)
+    tokens, classes, mask = inputs()
+    reference = prior(tokens, classes, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = prior(tokens, classes, mask).float()
+    assert (low - reference).abs().max() < 0.05 * reference.abs().max()
+    bf16 = make_prior(variant).to(torch.bfloat16)  # the sampling path: a bf16 copy of the network
+    assert (bf16(tokens, classes, mask).float() - reference).abs().max() < 0.05 * reference.abs().max()

@@ -1,0 +1,400 @@
+"""Sampling synthetic series from a trained generator, streamed in batches, and writing them to files.
+
+:func:`iter_samples` is the workhorse: it decodes ``batch_size`` sequences at a time (iterative MaskGIT
+decoding → codebook → decoder → ISTFT → optionally the data's original scale) and yields each batch on
+the CPU, so memory never grows with ``n``. :func:`sample` collects the batches into one tensor;
+:func:`write_samples` streams them into a file whose format follows its extension:
+
+- ``.npz``: arrays ``X`` (n, C, L) float32 and, when class-conditional, ``y`` (n,) holding the original
+  label values. Streamed: the batches go to a raw temporary file next to the target, which is then
+  copied into the (uncompressed) zip member behind its ``.npy`` header; the labels (8 bytes a series)
+  are the only thing kept in memory.
+- ``.npy``: ``X`` only (unconditional samples).
+- ``.tsv`` (UCR: label first, tab-separated, univariate), ``.csv`` (label first when labelled), ``.ts``
+  (sktime/aeon, any number of channels), ``.arff``: each batch is formatted by
+  :func:`ncvqvae.data.formats.write_series` and its rows appended to a temporary file; the header
+  (``.ts``/``.arff``) is written last, from the labels seen, and the file is renamed into place
+  atomically. A synthetic set written this way is a dataset :func:`ncvqvae.data.load_dataset` reads back.
+
+Labels are written as the dataset's original label values (``label_values`` recorded by stage 1), so a
+synthetic ECG5000 set carries the labels 1..5 like the real one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import shutil
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ncvqvae.data.formats import detect_format, normalise_labels, write_series
+from ncvqvae.errors import ConfigError, DataError
+from ncvqvae.home import atomic_path
+from ncvqvae.maskgit import decode_tokens
+from ncvqvae.stage2 import GenerativeModel, autocast_dtype
+from ncvqvae.training import make_generator
+
+log = logging.getLogger(__name__)
+
+Classes = int | Sequence[int] | torch.Tensor | None
+
+_HEADER_FORMATS = ("ts", "arff")  # formats whose header precedes a "@data" line
+
+
+def default(value: Any, fallback: Any) -> Any:
+    return fallback if value is None else value
+
+
+# --------------------------------------------------------------------------------------------------
+# Which classes
+# --------------------------------------------------------------------------------------------------
+
+
+def resolve_classes(model: GenerativeModel, n: int, classes: Classes) -> torch.Tensor | None:
+    """The class id of each of the ``n`` samples (LongTensor (n,) on the CPU), or ``None`` (unconditional).
+
+    Args:
+        classes: ``None`` (unconditional), one class id for all, or ``n`` class ids.
+
+    Raises:
+        ConfigError: classes asked of an unconditional prior, the wrong number of ids, or ids out of range.
+    """
+    if n < 1:
+        raise ConfigError(f"the number of samples must be at least 1, got {n}")
+    if classes is None:
+        return None
+    if model.n_classes == 0:
+        raise ConfigError("this prior is unconditional (trained on unlabelled data): sample without classes")
+    if isinstance(classes, int):
+        ids = torch.full((n,), classes, dtype=torch.long)
+    else:
+        ids = torch.as_tensor(classes, dtype=torch.long).reshape(-1).cpu()
+        if ids.shape[0] != n:
+            raise ConfigError(f"got {ids.shape[0]} class ids for {n} samples; give one id, or one per sample")
+    bad = ids[(ids < 0) | (ids >= model.n_classes)]
+    if bad.numel():
+        last = model.n_classes - 1
+        raise ConfigError(f"class id {int(bad[0])} is out of range: this prior knows ids 0..{last}")
+    return ids
+
+
+def class_proportional(n: int, model: GenerativeModel) -> torch.Tensor:
+    """``n`` class ids in the proportions of the training split, sorted by class.
+
+    Counts are rounded by the largest-remainder method, so they sum to ``n`` exactly.
+
+    Returns:
+        LongTensor (n,).
+    """
+    counts = torch.tensor(model.class_counts, dtype=torch.float64)
+    if model.n_classes == 0 or counts.numel() != model.n_classes or counts.sum() <= 0:
+        raise ConfigError("class-proportional sampling needs a class-conditional prior with class counts")
+    exact = counts / counts.sum() * n
+    alloc = exact.floor().long()
+    remainder_order = (exact - alloc).argsort(descending=True, stable=True)
+    alloc[remainder_order[: n - int(alloc.sum())]] += 1
+    return torch.repeat_interleave(torch.arange(model.n_classes), alloc)
+
+
+def class_ids_for_labels(model: GenerativeModel, labels: Sequence[str]) -> list[int]:
+    """Map original label values (as written in the data files, e.g. ``"1"``) to class ids.
+
+    Raises:
+        ConfigError: a label the training data does not have (the known labels are listed).
+    """
+    known = model.label_values or [str(k) for k in range(model.n_classes)]
+    canon = [str(v) for v in normalise_labels(known).tolist()]
+    ids = []
+    for label in labels:
+        wanted = str(normalise_labels([label]).tolist()[0])
+        if wanted not in canon:
+            known_list = ", ".join(canon)
+            raise ConfigError(f"class {label!r} is not a label of the training data (labels: {known_list})")
+        ids.append(canon.index(wanted))
+    return ids
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampling
+# --------------------------------------------------------------------------------------------------
+
+
+def iter_samples(
+    model: GenerativeModel,
+    n: int,
+    classes: Classes = None,
+    guidance: float | None = None,
+    steps: int | None = None,
+    temperature: float | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 512,
+    denormalize: bool = False,
+    choice_temperature: float | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yield ``n`` samples in batches of at most ``batch_size``: (x (b, C, L) float32, y (b,) or None), CPU.
+
+    Args:
+        model: the generator (:func:`ncvqvae.stage2.load_generator`).
+        n: number of series.
+        classes: ``None`` (unconditional), one class id, or ``n`` class ids (see :func:`class_proportional`).
+        guidance: classifier-free guidance scale s (1 = plain conditional, one forward pass per step);
+            ``None`` = the run's ``stage2.guidance``.
+        steps: decoding steps T (``None`` = the run's ``stage2.decoding_steps``, 10).
+        temperature: token sampling temperature (``None`` = the run's, 1.0).
+        generator: source of every random draw, ideally on the model's device; ``None`` seeds a fresh
+            one from PyTorch's global RNG (pass one for reproducible samples).
+        batch_size: sequences decoded at once (memory is bounded by one batch).
+        denormalize: map the series back to the data's original scale (undo the global normalisation).
+        choice_temperature: Gumbel noise scale of the re-masking confidences (``None`` = the run's, 4).
+    """
+    ids = resolve_classes(model, n, classes)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    device = model.device
+    if generator is None:
+        generator = make_generator(int(torch.randint(0, 2**62, ())), device)
+    prior, null = model.prior.eval(), model.prior.null_class
+    amp = autocast_dtype(model.precision, device)
+    if amp is not None:  # a low-precision copy: its matmuls (and norms) run natively in bf16
+        prior = copy.deepcopy(prior).to(amp)
+    model.tokenizer.eval()
+    options = {
+        "steps": default(steps, model.steps),
+        "temperature": default(temperature, model.temperature),
+        "choice_temperature": default(choice_temperature, model.choice_temperature),
+        "guidance": default(guidance, model.guidance),
+    }
+    for start in range(0, n, batch_size):
+        size = min(batch_size, n - start)
+        y = ids[start : start + size] if ids is not None else None
+        with torch.inference_mode():
+            batch_classes = y.to(device) if y is not None else torch.full((size,), null, device=device)
+            tokens = decode_tokens(prior, batch_classes, generator=generator, **options)  # (b, N)
+            x = model.decode(tokens).float()  # (b, C, L)
+            if denormalize:
+                x = model.denormalize(x)
+        yield x.cpu(), y
+
+
+def sample(
+    model: GenerativeModel,
+    n: int,
+    classes: Classes = None,
+    guidance: float | None = None,
+    steps: int | None = None,
+    temperature: float | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 512,
+    denormalize: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Draw ``n`` synthetic series (all in memory; stream with :func:`iter_samples` for large ``n``).
+
+    Args: as :func:`iter_samples`.
+
+    Returns:
+        x: float32 (n, C, L) on the CPU; y: LongTensor (n,) of class ids, or ``None`` (unconditional).
+    """
+    xs, ys = [], []
+    stream = iter_samples(model, n, classes, guidance, steps, temperature, generator, batch_size, denormalize)
+    for x, y in stream:
+        xs.append(x)
+        if y is not None:
+            ys.append(y)
+    return torch.cat(xs), (torch.cat(ys) if ys else None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+def write_samples(
+    path: str | os.PathLike[str],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
+    *,
+    label_values: Sequence[Any] | None = None,
+    fmt: str | None = None,
+    name: str | None = None,
+) -> int:
+    """Stream batches of samples into one file, atomically; the format follows the extension.
+
+    Args:
+        path: ``.npz``, ``.npy``, ``.tsv``, ``.csv``, ``.ts`` or ``.arff`` (see the module docstring).
+        batches: (x (b, C, L), y (b,) class ids or ``None``), e.g. from :func:`iter_samples`.
+        label_values: original label of each class id, written instead of the ids (``None`` = the ids).
+        fmt: force a format regardless of the extension.
+        name: dataset name for ``.ts``/``.arff`` headers (default: the file stem).
+
+    Returns:
+        The number of series written.
+
+    Raises:
+        DataError: the format cannot hold the samples (labels missing for ``.tsv``, several channels
+            in a univariate format, labels for ``.npy``), or a sample is not finite.
+    """
+    path = Path(path)
+    fmt = detect_format(path, fmt)
+    lookup = np.asarray([str(v) for v in label_values], dtype=object) if label_values else None
+    labelled = ((x.numpy(), _labels(y, lookup)) for x, y in batches)
+    if fmt in ("npz", "npy"):
+        n = _write_arrays(path, fmt, _checked(labelled, path))
+    else:
+        n = _write_text(path, fmt, _checked(labelled, path), name or path.stem)
+    log.info("wrote %d samples to %s", n, path)
+    return n
+
+
+def _labels(y: torch.Tensor | None, lookup: np.ndarray | None) -> np.ndarray | None:
+    if y is None:
+        return None
+    ids = y.cpu().numpy()
+    return lookup[ids] if lookup is not None else ids
+
+
+def _checked(batches: Iterable[tuple[np.ndarray, np.ndarray | None]], path: Path) -> Iterator:
+    labelled: bool | None = None
+    for x, y in batches:
+        if not np.isfinite(x).all():
+            raise DataError(f"{path}: refusing to write non-finite samples (the generator produced NaN/inf)")
+        if labelled is not None and labelled != (y is not None):
+            raise DataError(f"{path}: some batches have labels and some do not")
+        labelled = y is not None
+        yield x, y
+
+
+def _write_arrays(path: Path, fmt: str, batches: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> int:
+    """``.npz``/``.npy`` without holding X: raw bytes to a temporary file, then header + copy."""
+    n, shape, labels = 0, None, []
+    with atomic_path(path) as tmp:
+        raw = Path(f"{tmp}.raw")
+        try:
+            with open(raw, "wb") as fh:
+                for x, y in batches:
+                    if shape is not None and x.shape[1:] != shape:
+                        raise DataError(f"{path}: batches of shapes {shape} and {x.shape[1:]} in one file")
+                    shape = x.shape[1:]
+                    fh.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
+                    n += x.shape[0]
+                    if y is not None:
+                        labels.append(y)
+            if n == 0:
+                raise DataError(f"{path}: no samples to write")
+            if labels and fmt == "npy":
+                raise DataError(f"{path}: .npy holds one array and cannot store labels; use .npz")
+            header = {"descr": "<f4", "fortran_order": False, "shape": (n, *shape)}
+            if fmt == "npy":
+                with open(tmp, "wb") as out, open(raw, "rb") as src:
+                    np.lib.format.write_array_header_1_0(out, header)
+                    shutil.copyfileobj(src, out, 1 << 20)
+            else:
+                # the layout np.savez writes (stored members X.npy, y.npy), built member by member
+                with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                    with zf.open("X.npy", "w", force_zip64=True) as out, open(raw, "rb") as src:
+                        np.lib.format.write_array_header_1_0(out, header)
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    if labels:
+                        with zf.open("y.npy", "w") as out:
+                            np.lib.format.write_array(out, normalise_labels(np.concatenate(labels)))
+        finally:
+            raw.unlink(missing_ok=True)
+    return n
+
+
+def _write_text(
+    path: Path, fmt: str, batches: Iterable[tuple[np.ndarray, np.ndarray | None]], name: str
+) -> int:
+    """Text formats: each batch's rows (by ``write_series``) appended to a body file; header last."""
+    n, shape, seen = 0, None, set()
+    has_header = fmt in _HEADER_FORMATS
+    with atomic_path(path) as tmp:
+        body, chunk = Path(f"{tmp}.body"), Path(f"{tmp}.chunk{path.suffix}")
+        try:
+            with open(body, "w", encoding="utf-8") as out:
+                for x, y in batches:
+                    write_series(chunk, x, y, fmt=fmt, name=name)
+                    text = chunk.read_text(encoding="utf-8")
+                    out.write(_after_data_line(text) if has_header else text)
+                    n, shape = n + x.shape[0], x.shape[1:]
+                    if y is not None:
+                        seen.update(str(v) for v in y.tolist())
+            if n == 0:
+                raise DataError(f"{path}: no samples to write")
+            with open(tmp, "w", encoding="utf-8") as final, open(body, encoding="utf-8") as src:
+                if has_header:
+                    # a prototype with one row per label seen gives the header of the whole set
+                    protos = sorted(seen)
+                    k = max(len(protos), 1)
+                    write_series(chunk, np.zeros((k, *shape), np.float32), protos or None, fmt=fmt, name=name)
+                    text = chunk.read_text(encoding="utf-8")
+                    final.write(text[: len(text) - len(_after_data_line(text))])
+                shutil.copyfileobj(src, final, 1 << 20)
+        finally:
+            body.unlink(missing_ok=True)
+            chunk.unlink(missing_ok=True)
+    return n
+
+
+def _after_data_line(text: str) -> str:
+    """The rows after the ``@data`` line of a ``.ts``/``.arff`` text."""
+    head, sep, rows = text.partition("\n@data\n")
+    if not sep:
+        raise DataError("internal: the writer produced no @data line")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Picture
+# --------------------------------------------------------------------------------------------------
+
+
+def plot_samples(
+    path: str | os.PathLike[str],
+    generated: tuple[torch.Tensor, torch.Tensor | None],
+    real: tuple[torch.Tensor, torch.Tensor | None],
+    *,
+    class_names: Sequence[str] = (),
+    per_panel: int = 10,
+) -> Path:
+    """Draw generated series beside real training series, one row per class (PNG, written atomically).
+
+    Args:
+        path: the image file.
+        generated: (x (n, C, L), y (n,) or None) synthetic series.
+        real: (x (m, C, L), y (m,) or None) real training series.
+        class_names: a name per class id for the row titles.
+        per_panel: series overlaid in each panel (channel 0 is drawn).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gx, gy = generated
+    rx, ry = real
+    rows = sorted(set(gy.tolist())) if gy is not None else [None]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 2.2 * len(rows)), squeeze=False, sharex=True)
+    for r, cls in enumerate(rows):
+        title = "unconditional" if cls is None else f"class {_name(class_names, cls)}"
+        for c, (x, y, what) in enumerate(((gx, gy, "generated"), (rx, ry, "real (train)"))):
+            picked = x if cls is None or y is None else x[y == cls]
+            ax = axes[r, c]
+            for series in picked[:per_panel, 0]:
+                ax.plot(series.numpy(), lw=0.8, alpha=0.7)
+            ax.set_title(f"{title}: {what}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _name(names: Sequence[str], cls: int) -> str:
+    return str(names[cls]) if cls < len(names) else str(cls)

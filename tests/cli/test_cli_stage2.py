@@ -1,0 +1,76 @@
+"""CLI: ``ncvqvae train stage2`` and ``ncvqvae sample`` end to end on a tiny run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ncvqvae.cli import main
+from ncvqvae.data import load_dataset
+from ncvqvae.stage1 import load_stage1_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
+
+STAGE1 = [
+    "--dataset", "twopatterns", "--method", "baseline", "--epochs", "1", "--no-progress",
+    "--set", "data.n_train=32", "--set", "data.n_test=16", "--set", "stage1.hidden_dim=16",
+    "--set", "stage1.n_res_blocks=1", "--set", "stage1.codebook_size=8", "--set", "stage1.batch_size=16",
+    "--set", "evaluation.knn_k=3",
+]
+STAGE2 = ["--epochs", "2", "--no-progress", "--set", "stage2.width=32", "--set", "stage2.depth=1",
+          "--set", "stage2.batch_size=16", "--set", "stage2.log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, one_thread: None) -> Path:
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "stage1", *STAGE1, "--out", str(run)]) == 0
+    assert main(["train", "stage2", "--stage1", str(run), *STAGE2]) == 0
+    return run
+
+
+def test_train_stage2_in_the_stage1_run(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (run_dir / "stage2" / "checkpoints" / "final.pt").is_file()
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["stage2"]["width"] == 32 and saved["stage2"]["epochs"] == 2
+    assert saved["stage1"]["hidden_dim"] == 16 and saved["data"]["n_train"] == 32  # stage 1's record kept
+    # again: finished, nothing to do
+    assert main(["train", "stage2", "--stage1", str(run_dir), *STAGE2]) == 0
+    assert "final checkpoint" in capsys.readouterr().out
+
+
+def test_sample_class_proportional_to_tsv_with_plot(run_dir: Path, tmp_path: Path) -> None:
+    out, png = tmp_path / "synthetic.tsv", tmp_path / "grid.png"
+    code = main(["sample", "--run", str(run_dir), "--n", "12", "--class-proportional", "--seed", "1",
+                 "--steps", "4", "--out", str(out), "--plot", str(png), "--batch-size", "5"])
+    assert code == 0
+    data = load_dataset(out)
+    assert data.X_train.shape == (12, 1, 128) and data.y_train is not None
+    assert set(map(str, data.label_values)) <= {"1", "2", "3", "4"}  # twopatterns' original labels
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_one_class_in_original_scale(run_dir: Path, tmp_path: Path) -> None:
+    args = ["sample", "--run", str(run_dir), "--n", "4", "--class", "3", "--steps", "3", "--seed", "2"]
+    assert main([*args, "--out", str(tmp_path / "a.npz")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b.npz"), "--original-scale"]) == 0
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert a["y"].tolist() == [3, 3, 3, 3]  # the original label, as in the data files
+    stats = load_stage1_checkpoint(run_dir)["data_stats"]  # same seed → same series, mapped back
+    np.testing.assert_allclose(b["X"], a["X"] * stats["std"] + stats["mean"], rtol=1e-5, atol=1e-6)
+
+
+def test_sample_errors_are_one_line(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["sample", "--run", str(run_dir), "--n", "3", "--steps", "2"]
+    assert main([*base, "--class", "9", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "labels: 1, 2, 3, 4" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "u.tsv")]) == 2  # unconditional samples have no label
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "label" in err
+    assert main(["sample", "--run", str(tmp_path), "--n", "3", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "stage-2 checkpoint" in capsys.readouterr().err
