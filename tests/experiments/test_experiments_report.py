@@ -169,7 +169,7 @@ def test_write_report_writes_tables_markdown_html_and_figures(sweep_dir: Path) -
     html = paths["html"].read_text()
     assert "<table>" in html and "<b>0.050 ± 0.014</b>" in html
     links = [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
-    assert len(links) == 5  # Figs. 3, 8, 9, 10, 11
+    assert len(links) == 4  # Figs. 3, 8, 9 and 10–11 (one figure, two panels)
     for link in links:
         image = mpimg.imread(sweep_dir / link)
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0

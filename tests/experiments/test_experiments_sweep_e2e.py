@@ -108,7 +108,7 @@ def test_local_sweep_survives_kill_9_and_reports(tmp_path: Path) -> None:
     md = paths["markdown"].read_text()
     assert "Table 1" in md and "Table 7" in md and "| twopatterns |" in md and " ± " in md
     assert "(thesis 0.197" in md  # twopatterns baseline, Table 1
-    assert len(list((sweep_dir / "report_figures").glob("*.png"))) == 5
+    assert len(list((sweep_dir / "report_figures").glob("*.png"))) == 4
     for cell_dir in {p.parent for p in after}:
         assert (cell_dir / "report.md").is_file() and (cell_dir / "cell.log").is_file()
 

@@ -456,29 +456,6 @@ def plot_metric_bars(
     return _save_figure(fig, path)
 
 
-def plot_knn_scatter(df: pd.DataFrame, metric: str, path: str | Path) -> Path:
-    """KNN probe accuracy against ``metric`` (IS or FID) across runs, one colour per variant (Figs. 10–11)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    data = df.dropna(subset=["knn", metric])
-    for variant in _variants_in(data) if len(data) else []:
-        sub = data[data["variant"] == variant]
-        ax.scatter(sub[metric], sub["knn"], label=variant, s=24, alpha=0.8)
-    ax.set_xlabel(HEADLINE[metric][1])
-    ax.set_ylabel(HEADLINE["knn"][1])
-    if metric == "fid" and len(data) and (data[metric] > 0).all():
-        ax.set_xscale("log")
-    ax.grid(alpha=0.3)
-    if len(data):
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save_figure(fig, path)
-
-
 def _save_figure(fig: Any, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
@@ -513,20 +490,15 @@ def sweep_figures(df: pd.DataFrame, out_dir: str | Path) -> list[tuple[str, Path
         )
     if has("cas"):
         out.append(("CAS per variant (thesis Fig. 9)", plot_metric_bars(df, ["cas"], out_dir / "cas.png")))
-    if has("knn", "is"):
-        out.append(
-            (
-                "KNN accuracy against IS across runs (thesis Fig. 10)",
-                plot_knn_scatter(df, "is", out_dir / "knn_vs_is.png"),
-            )
+    if has("knn", "is", "fid"):
+        from ncvqvae.evaluation.figures import plot_knn_vs_metric
+
+        labels = {"knn": HEADLINE["knn"][1], "is": "IS", "fid": "FID"}
+        table = df.dropna(subset=list(labels)).rename(columns=labels)
+        path = plot_knn_vs_metric(
+            table, out_dir / "knn_vs_is_fid.png", x=labels["knn"], metrics=("IS", "FID"), hue="variant"
         )
-    if has("knn", "fid"):
-        out.append(
-            (
-                "KNN accuracy against FID across runs (thesis Fig. 11)",
-                plot_knn_scatter(df, "fid", out_dir / "knn_vs_fid.png"),
-            )
-        )
+        out.append(("KNN probe accuracy against IS and FID across runs (thesis Figs. 10–11)", path))
     return out
 
 
