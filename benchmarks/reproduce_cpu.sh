@@ -15,6 +15,8 @@
 # Environment:
 #   SWEEP     sweep file or shipped name (default: reproduction-cpu)
 #   OUTDIR    sweep directory (default: runs/reproduction-cpu; runs/ is git-ignored)
+#   OUTDIRS   docs: several sweep directories reported together (default: OUTDIR), e.g.
+#             "runs/reproduction-cpu runs/reproduction-cpu-ford"
 #   DATASETS  space-separated subset of the sweep's datasets, e.g. "twopatterns ECG5000" (default: all)
 #   VARIANTS  space-separated subset of the sweep's variants, e.g. "baseline bt_warp" (default: all)
 #   PY        the Python with ncvqvae installed (default: .venv/bin/python, else python3)
@@ -91,9 +93,15 @@ EOF
     "$PY" -c "$CLI" report "$OUTDIR" --no-figures --title "Reproduction on CPU ($SWEEP)"
     ;;
   docs)
-    # The report's tables, spliced into docs/reproduction.md between its GENERATED markers.
-    "$PY" -c "$CLI" report "$OUTDIR" --no-figures --title "Reproduction on CPU ($SWEEP)" >/dev/null
-    REPORT="$OUTDIR/report.md" DOC=docs/reproduction.md "$PY" - <<'EOF'
+    # The report's tables, spliced into docs/reproduction.md between its GENERATED markers. The runs of
+    # every sweep directory in OUTDIRS (default: OUTDIR) are reported together: hard-linked into one
+    # temporary folder, since a report covers one folder of run directories.
+    merged="$(mktemp -d runs/.report-XXXXXX)"
+    for d in ${OUTDIRS:-$OUTDIR}; do if [[ -d "$d" ]]; then cp -al "$d"/. "$merged"/; fi; done
+    "$PY" -c "$CLI" report "$merged" --no-figures --title "Reproduction on CPU" >/dev/null
+    first="$(echo ${OUTDIRS:-$OUTDIR} | cut -d' ' -f1)"
+    cp "$merged/report.md" "$merged/results.csv" "$first/"  # kept beside the runs
+    REPORT="$merged/report.md" DOC=docs/reproduction.md "$PY" - <<'EOF'
 import os, re
 from pathlib import Path
 doc, report = Path(os.environ["DOC"]), Path(os.environ["REPORT"]).read_text(encoding="utf-8")
@@ -104,8 +112,9 @@ text = doc.read_text(encoding="utf-8")
 head, rest = text.split(begin, 1)
 _, tail = rest.split(end, 1)
 doc.write_text(f"{head}{begin}\n\n{body}\n\n{end}{tail}", encoding="utf-8")
-print(f"{doc}: generated section updated from {os.environ['REPORT']}")
+print(f"{doc}: generated section updated")
 EOF
+    rm -rf "$merged"
     ;;
   *)
     echo "usage: $0 stage1|full|report|docs" >&2

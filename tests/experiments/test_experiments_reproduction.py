@@ -106,6 +106,15 @@ def test_reproduction_cpu_sweep_is_the_thesis_grid_at_one_budget() -> None:
         assert Variant.from_config(c).name in THESIS_VARIANTS
 
 
+def test_reproduction_cpu_ford_sweep_differs_only_in_the_stage1_step_cap() -> None:
+    main, ford = load_sweep("reproduction-cpu"), load_sweep("reproduction-cpu-ford")
+    assert set(ford.datasets) == {"FordA", "FordB"} and ford.variants == main.variants
+    keys = main.overrides.keys() | ford.overrides.keys()
+    differ = {k for k in keys if main.overrides.get(k) != ford.overrides.get(k)}
+    assert differ == {"stage1"}
+    assert ford.overrides["stage1"] == {"max_steps": 20} and main.overrides["stage1"] == {"max_steps": 40}
+
+
 def test_reproduction_gpu_sweep_runs_on_cuda_with_thesis_networks() -> None:
     spec = load_sweep("reproduction-gpu")
     assert {d.lower() for d in spec.datasets} == {"forda", "fordb", "electricdevices"}
