@@ -36,8 +36,9 @@ from pathlib import Path
 
 import torch
 
+import ncvqvae.models.ssl as ssl_module
 from ncvqvae.config import AugmentationConfig, Stage1Config
-from ncvqvae.models import VQVAE, build_tokenizer
+from ncvqvae.models import VQVAE, build_tokenizer, stft
 from ncvqvae.training import cosine_schedule, epoch_batches, make_generator, pick_device
 
 
@@ -111,17 +112,42 @@ def make_optimizer(
     return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **kwargs)
 
 
-def run_config(bench: BenchConfig, args: argparse.Namespace, device: torch.device) -> Result:
-    """Train ``warmup + epochs`` epochs of ``bench`` and time them."""
-    epochs = args.epochs or bench.epochs
+ABLATIONS = {
+    "layout": "keep the STFT in the default (NCHW) layout instead of channels-last",
+    "stacked": "project the two views with two separate head calls instead of one stacked product",
+    "gram": "compute the SSL losses from the D x D matrices instead of B x B Gram matrices",
+}
+
+
+def build(
+    bench: BenchConfig, args: argparse.Namespace, device: torch.device
+) -> tuple[Stage1Config, VQVAE, torch.optim.AdamW, object | None, str]:
+    """The model (thesis defaults), its optimiser and the augmentation of ``bench``, with the ablations
+    named in ``args.ablate`` switched off (benchmark-only monkeypatching: same values, slower paths)."""
     cfg = Stage1Config(method=bench.method, batch_size=args.batch_size)
     torch.manual_seed(0)
     model = build_tokenizer(cfg, 1, bench.length).to(device).train()
+    if "layout" in args.ablate:
+        model.time_frequency = lambda x: stft(x, model.n_fft)  # type: ignore[method-assign]
+    if "stacked" in args.ablate and model.ssl_head is not None:
+        head = model.ssl_head
+        head.forward_pair = lambda z1, z2: (head(z1), head(z2))  # type: ignore[method-assign]
+    if "gram" in args.ablate:
+        ssl_module.off_diagonal_sq_sum = lambda a, b, diagonal: (
+            (a.t() @ b).pow(2).sum() - diagonal.pow(2).sum()
+        )
     optimizer = make_optimizer(model, cfg, args.adamw, device)
+    augment, aug_label = load_augmentation(bench.augmentation if model.is_nc else None)
+    return cfg, model, optimizer, augment, aug_label
+
+
+def run_config(bench: BenchConfig, args: argparse.Namespace, device: torch.device) -> Result:
+    """Train ``warmup + epochs`` epochs of ``bench`` and time them."""
+    epochs = args.epochs or bench.epochs
+    cfg, model, optimizer, augment, aug_label = build(bench, args, device)
     batches_per_epoch = len(epoch_batches(bench.n, cfg.batch_size, seed=0, epoch=0))
     steps = min(batches_per_epoch, args.max_steps_per_epoch or batches_per_epoch)
     scheduler = cosine_schedule(optimizer, (args.warmup + epochs) * steps)
-    augment, aug_label = load_augmentation(bench.augmentation if model.is_nc else None)
     generator = make_generator(0, device)
     data = torch.randn(bench.n, 1, bench.length, generator=make_generator(1)).to(device)
 
@@ -184,11 +210,7 @@ def profile_config(bench: BenchConfig, args: argparse.Namespace, device: torch.d
     """Print the top operators of a few training steps (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
 
-    cfg = Stage1Config(method=bench.method, batch_size=args.batch_size)
-    torch.manual_seed(0)
-    model = build_tokenizer(cfg, 1, bench.length).to(device).train()
-    optimizer = make_optimizer(model, cfg, args.adamw, device)
-    augment, _ = load_augmentation(bench.augmentation if model.is_nc else None)
+    cfg, model, optimizer, augment, _ = build(bench, args, device)
     generator = make_generator(0, device)
     data = torch.randn(cfg.batch_size, 1, bench.length, generator=make_generator(1)).to(device)
 
@@ -238,10 +260,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (CPU)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     parser.add_argument("--adamw", choices=["fused", "foreach", "plain"], default="fused")
+    parser.add_argument(
+        "--ablate",
+        default="",
+        help="comma-separated speed-ups to switch off, to measure them: "
+        + "; ".join(f"{k}: {v}" for k, v in ABLATIONS.items())
+        + " (the optimiser: --adamw plain)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--profile", metavar="CONFIG", default=None, help="profile one config and exit")
     args = parser.parse_args(argv)
 
+    args.ablate = {a.strip() for a in args.ablate.split(",") if a.strip()}
+    unknown_ablations = sorted(args.ablate - set(ABLATIONS))
+    if unknown_ablations:
+        parser.error(f"unknown --ablate {', '.join(unknown_ablations)}; known: {', '.join(ABLATIONS)}")
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     names = (
@@ -253,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"machine: {machine()} | torch {torch.__version__} | device {device} "
         f"| threads {torch.get_num_threads()} | AdamW {args.adamw} | batch {args.batch_size}"
+        f" | ablated: {', '.join(sorted(args.ablate)) or 'none'}"
     )
     print(header, flush=True)
     if args.profile:
