@@ -29,6 +29,8 @@ import pandas as pd
 import yaml
 
 from ncvqvae.errors import NcvqvaeError
+from ncvqvae.evaluation.pipeline import FIGURE_NAMES
+from ncvqvae.evaluation.pipeline import FIGURES_DIR as EVALUATION_DIR
 from ncvqvae.experiments.pipeline import DONE_NAME, REPORT_NAME, read_timings
 from ncvqvae.home import atomic_path, atomic_write_text
 from ncvqvae.training import RunDir
@@ -573,20 +575,23 @@ def _budget_text(df: pd.DataFrame) -> str:
     """The training budgets of the runs in ``df`` (epochs per stage, step caps, evaluator and CAS epochs)."""
 
     def values(column: str) -> str:
-        if column not in df.columns:
-            return "?"
-        uniq = sorted({str(v) for v in df[column] if not (isinstance(v, float) and math.isnan(v))})
-        return " / ".join(uniq).replace("None", "no cap") or "?"
+        present = df[column] if column in df.columns else []
+        uniq = sorted(
+            {str(v) for v in present if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        )
+        return " / ".join(uniq)
 
-    presets = values("preset") or "none"
+    def stage(number: int) -> str:
+        cap = values(f"stage{number}_max_steps")
+        epochs = values(f"stage{number}_epochs") or "?"
+        return f"stage {number} {epochs} epochs" + (f" stopped after {cap} steps" if cap else "")
+
     return (
-        f"Budget: preset {presets}; stage 1 {values('stage1_epochs')} epochs "
-        f"(step cap {values('stage1_max_steps')}); "
-        f"stage 2 {values('stage2_epochs')} epochs (step cap {values('stage2_max_steps')}); FCN evaluator "
-        f"{values('evaluator_epochs')} epochs; CAS classifier {values('cas_epochs')} epochs. The thesis used "
-        "1000 + 1000 epochs and a pretrained evaluator (1000 epochs): compare variants with each other "
-        "under the same budget and evaluator, and read the thesis columns as a reference, not a target, "
-        "at smaller budgets."
+        f"Budget: preset {values('preset') or 'none'}; {stage(1)}; {stage(2)}; FCN evaluator "
+        f"{values('evaluator_epochs') or '?'} epochs; CAS classifier {values('cas_epochs') or '?'} epochs. "
+        "The thesis used 1000 + 1000 epochs and a pretrained evaluator (1000 epochs): compare variants with "
+        "each other under the same budget and evaluator, and read the thesis columns as a reference, not a "
+        "target, at smaller budgets."
     )
 
 
@@ -763,7 +768,8 @@ def run_report_blocks(run_dir: str | Path) -> list[Block]:
             ]
         )
     blocks.append(("h2", "Results"))
-    blocks.append(("table", ["metric", "this run", "", "thesis (mean of 4 seeds)", "difference"], rows))
+    header = ["metric", "this run", "", "thesis, mean of 4 seeds (evaluator: published FCN)", "difference"]
+    blocks.append(("table", header, rows))
     timings = [
         [k, f"{row[f'{k}_s']:.1f} s"]
         for k in ("stage1", "stage2", "evaluation")
@@ -772,7 +778,10 @@ def run_report_blocks(run_dir: str | Path) -> list[Block]:
     if timings:
         blocks.append(("h2", "Timings"))
         blocks.append(("table", ["step", "wall time"], timings))
-    pictures = sorted((run_dir / "evaluation").glob("*.png")) if (run_dir / "evaluation").is_dir() else []
+    order = {name: i for i, name in enumerate(FIGURE_NAMES)}  # the evaluation's own order, then the rest
+    pictures = sorted(
+        run_dir.glob(f"{EVALUATION_DIR}/*.png"), key=lambda p: (order.get(p.name, len(order)), p.name)
+    )
     if pictures:
         blocks.append(("h2", "Figures"))
         for path in pictures:
