@@ -21,6 +21,7 @@ that every cell of that dataset shares. A per-cell file lock keeps two processes
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import math
 import os
@@ -404,8 +405,6 @@ def sweep_status(spec: SweepSpec, sweep_dir: str | Path) -> dict[str, str]:
 
 def read_failure(run_dir: str | Path) -> dict[str, Any] | None:
     """The failure record of a cell, or ``None``."""
-    import json
-
     path = Path(run_dir) / FAILED_NAME
     if not path.is_file():
         return None
@@ -445,12 +444,7 @@ def run_cell(
     Returns:
         ``{"key", "status": "done"|"skipped"|"failed"|"busy", "seconds", "error", "summary"}``.
     """
-    import json
-
-    if threads:
-        import torch
-
-        torch.set_num_threads(max(1, int(threads)))
+    _set_threads(threads)
     cell_fn = cell_fn or run_pipeline
     root = Path(run_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -529,10 +523,7 @@ def _evaluator_task(
     cfg_dict: dict[str, Any], evaluator_fn: EvaluatorFn, threads: int | None
 ) -> dict[str, Any]:
     """Run ``evaluator_fn`` for one dataset; an error is logged and returned, never raised."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(max(1, int(threads)))
+    _set_threads(threads)
     cfg = from_dict(RunConfig, cfg_dict, source="evaluator task")
     try:
         evaluator_fn(cfg)
@@ -544,11 +535,17 @@ def _evaluator_task(
         return {"dataset": cfg.data.dataset, "error": f"{type(err).__name__}: {err}"}
 
 
+def _set_threads(threads: float | None) -> None:
+    """Limit torch's intra-op threads (cells sharing a machine); ``None`` keeps torch's default."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+
+
 def _worker_init(threads: int) -> None:
     """Worker-process start: share the cores, and die with the sweep process (even on kill -9)."""
-    import torch
-
-    torch.set_num_threads(max(1, threads))
+    _set_threads(threads)
     if sys.platform.startswith("linux"):  # PR_SET_PDEATHSIG: no orphaned workers after a kill -9
         try:
             ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
@@ -751,34 +748,32 @@ def run_sweep(
     plan = plan_sweep(spec, sweep_dir, retry_failed=retry_failed)
     todo = plan.to_run()
     ex = spec.executor
-    slots = ex.workers if ex.name == "local" else None
-    tracker = SweepProgress(
-        sweep_dir, total=len(plan.cells), slots=slots or 1, enabled=progress, statuses=dict(plan.status)
+    slots = ex.workers if ex.name == "local" else 1  # Ray: set from the cluster's resources once joined
+    live = SweepProgress(
+        sweep_dir, total=len(plan.cells), slots=slots, enabled=progress, statuses=dict(plan.status)
     )
     log.info("sweep %s: %d cells, %d to run, in %s", spec.name, len(plan.cells), len(todo), sweep_dir)
     jobs = [(c.key, to_dict(spec.cell_config(c)), str(c.run_dir(sweep_dir))) for c in todo]
     evaluator_jobs = _evaluator_jobs(spec, todo) if evaluator_fn is not None else []
     results: list[dict[str, Any]] = []
     try:
-        if not jobs:
-            pass
-        elif ex.name == "ray":
-            results = _run_ray(jobs, evaluator_jobs, ex, tracker, cell_fn, evaluator_fn)
-        elif ex.workers > 1:
-            results = _run_pool(jobs, evaluator_jobs, ex.workers, tracker, cell_fn, evaluator_fn)
-        else:
-            results = _run_inline(jobs, evaluator_jobs, tracker, cell_fn, evaluator_fn)
+        if jobs and ex.name == "ray":
+            results = _run_ray(jobs, evaluator_jobs, ex, live, cell_fn, evaluator_fn)
+        elif jobs and ex.workers > 1:
+            results = _run_pool(jobs, evaluator_jobs, ex.workers, live, cell_fn, evaluator_fn)
+        elif jobs:
+            results = _run_inline(jobs, evaluator_jobs, live, cell_fn, evaluator_fn)
     finally:
-        tracker.close()
-    overview = {**tracker.summary(), "cells": dict(tracker.statuses), "results": results}
+        live.close()
+    final = {**live.summary(), "cells": dict(live.statuses), "results": results}
     log.info(
         "sweep %s: %d done, %d failed of %d",
         spec.name,
-        overview["done"],
-        overview["failed"],
-        overview["total"],
+        final["done"],
+        final["failed"],
+        final["total"],
     )
-    return overview
+    return final
 
 
 def _evaluator_jobs(spec: SweepSpec, todo: list[Cell]) -> list[tuple[str, dict[str, Any]]]:
@@ -789,26 +784,24 @@ def _evaluator_jobs(spec: SweepSpec, todo: list[Cell]) -> list[tuple[str, dict[s
     return [(dataset, to_dict(spec.cell_config(cell))) for dataset, cell in first.items()]
 
 
-def _run_inline(jobs, evaluator_jobs, tracker, cell_fn, evaluator_fn) -> list[dict[str, Any]]:  # noqa: ANN001
+def _run_inline(jobs, evaluator_jobs, live, cell_fn, evaluator_fn) -> list[dict[str, Any]]:  # noqa: ANN001
     for _dataset, cfg_dict in evaluator_jobs:
         _evaluator_task(cfg_dict, evaluator_fn, None)
     results, deferred = [], []
     for key, cfg_dict, run_dir in jobs:
-        tracker.started(key)
+        live.started(key)
         result = run_cell(cfg_dict, run_dir, cell_fn=cell_fn, wait_for_lock=False)
         if result["status"] == "busy":  # another process runs it now: come back to it at the end
             deferred.append((key, cfg_dict, run_dir))
             continue
-        results.append(_record(tracker, key, result))
+        results.append(_record(live, key, result))
     for key, cfg_dict, run_dir in deferred:
         log.info("waiting for another process that runs cell %s", key)
-        results.append(
-            _record(tracker, key, run_cell(cfg_dict, run_dir, cell_fn=cell_fn, wait_for_lock=True))
-        )
+        results.append(_record(live, key, run_cell(cfg_dict, run_dir, cell_fn=cell_fn, wait_for_lock=True)))
     return results
 
 
-def _run_pool(jobs, evaluator_jobs, workers, tracker, cell_fn, evaluator_fn) -> list[dict[str, Any]]:  # noqa: ANN001
+def _run_pool(jobs, evaluator_jobs, workers, live, cell_fn, evaluator_fn) -> list[dict[str, Any]]:  # noqa: ANN001
     threads = max(1, (os.cpu_count() or 1) // workers)
     results = []
     # spawn, not fork: forking a process that holds torch/OpenMP threads can deadlock the children.
@@ -824,23 +817,23 @@ def _run_pool(jobs, evaluator_jobs, workers, tracker, cell_fn, evaluator_fn) -> 
             for key, cfg_dict, run_dir in jobs:
                 futures[pool.submit(run_cell, cfg_dict, run_dir, cell_fn=cell_fn)] = key
             for key in list(futures.values())[:workers]:
-                tracker.started(key)
+                live.started(key)
             pending = set(futures)
             queue = list(futures.values())[workers:]
             while pending:
                 done, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
                 for future in done:
-                    results.append(_record(tracker, futures[future], future.result()))
+                    results.append(_record(live, futures[future], future.result()))
                     if queue:
-                        tracker.started(queue.pop(0))
-                tracker.refresh()
+                        live.started(queue.pop(0))
+                live.refresh()
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return results
 
 
-def _run_ray(jobs, evaluator_jobs, ex: ExecutorSpec, tracker, cell_fn, evaluator_fn) -> list[dict[str, Any]]:  # noqa: ANN001
+def _run_ray(jobs, evaluator_jobs, ex: ExecutorSpec, live, cell_fn, evaluator_fn) -> list[dict[str, Any]]:  # noqa: ANN001
     try:
         import ray
     except ImportError as err:
@@ -873,9 +866,9 @@ def _run_ray(jobs, evaluator_jobs, ex: ExecutorSpec, tracker, cell_fn, evaluator
         slots = int(resources.get("CPU", 1) // ex.cpus_per_cell)
         if ex.gpus_per_cell:
             slots = min(slots, int(resources.get("GPU", 0) // ex.gpus_per_cell))
-        tracker.slots = max(1, slots)
+        live.slots = max(1, slots)
         for key in refs.values():
-            tracker.running.add(key)  # submitted; the overview caps "running" at the cluster's slots
+            live.running.add(key)  # submitted; the overview caps "running" at the cluster's slots
         results = []
         pending = list(refs)
         while pending:
@@ -886,8 +879,8 @@ def _run_ray(jobs, evaluator_jobs, ex: ExecutorSpec, tracker, cell_fn, evaluator
                     result = ray.get(ref)
                 except Exception as err:  # a lost worker or node: record it like a failure of the cell
                     result = {"status": "failed", "seconds": 0.0, "error": f"ray task lost: {err}"}
-                results.append(_record(tracker, key, result))
-            tracker.refresh()
+                results.append(_record(live, key, result))
+            live.refresh()
         return results
     except BaseException:
         for ref in refs:  # Ctrl-C: stop the cluster's work too; interrupted cells resume next time
@@ -903,9 +896,9 @@ def _ray_cell(cfg_dict, run_dir, cell_fn, threads, _after=None) -> dict[str, Any
     return run_cell(cfg_dict, run_dir, cell_fn=cell_fn, threads=threads)
 
 
-def _record(tracker: SweepProgress, key: str, result: dict[str, Any]) -> dict[str, Any]:
+def _record(live: SweepProgress, key: str, result: dict[str, Any]) -> dict[str, Any]:
     result = {**result, "key": key}
-    tracker.finished(key, result["status"], float(result.get("seconds") or 0.0))
+    live.finished(key, result["status"], float(result.get("seconds") or 0.0))
     if result["status"] == "failed":
         log.warning("cell %s failed: %s", key, result.get("error"))
     return result
