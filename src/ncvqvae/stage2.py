@@ -101,7 +101,8 @@ def train_stage2(
 
     The run directory gets ``stage2/source.json``, ``stage2/metrics.jsonl``,
     ``stage2/checkpoints/last.pt`` (every ``cfg.stage2.checkpoint_every`` steps) and, once done,
-    ``stage2/checkpoints/final.pt``; ``config.yaml`` is written when the run directory has none.
+    ``stage2/checkpoints/final.pt``. ``config.yaml`` is written when the run directory has none; an
+    existing one (the stage-1 run's) keeps its content and gets this stage 2's ``stage2`` section.
 
     Args:
         cfg: the run's config; ``cfg.stage2`` holds the prior and optimisation settings, ``cfg.seed``
@@ -109,7 +110,8 @@ def train_stage2(
         run_dir: the run directory (created if needed).
         stage1_dir: the run directory (or checkpoint file) of the stage-1 tokenizer; default ``run_dir``
             (one run directory holds both stages).
-        tokenizer: the loaded stage-1 tokenizer (a ``VQVAE``). ``None`` loads it from ``stage1_dir``.
+        tokenizer: the loaded stage-1 tokenizer (a ``VQVAE``; moved to the device and put in eval mode).
+            ``None`` loads it from ``stage1_dir``.
             When given together with a stage-1 checkpoint, its weights must equal the checkpoint's; when
             no stage-1 checkpoint exists, the run records the tokenizer's weight hash instead.
         data: prepared data; ``None`` loads ``cfg.data`` with :func:`ncvqvae.data.prepare.load_prepared`.
@@ -168,20 +170,18 @@ def train_stage2(
     data = data if data is not None else _load_data(cfg)
     stats = _data_stats(data)
     _check_same_data(stage1.data_stats, stats, stage1.path)
-    tokenizer = stage1.tokenizer.to(device).eval()
-    for param in tokenizer.parameters():
-        param.requires_grad_(False)
+    tokenizer = stage1.tokenizer.to(device).eval()  # frozen: only its no-grad encoder pass below
 
     n_train = int(data.X_train.shape[0])
     # the same T_max as stage 1 (SPEC §3/§4, as the reference): epochs · (ceil(N / batch) + 1)
     plan = plan_steps(n_train, s2.batch_size, s2.epochs, s2.max_steps)
     n_steps_epoch, total_steps = plan.steps_per_epoch, plan.total_steps
 
-    # The loop owns the global RNG (model init, dropout) while it runs; fork_rng gives the caller's
-    # state back afterwards.
     amp = autocast_dtype(s2.precision, device)  # bf16 matmuls, fp32 master weights
     precision = "bf16 autocast" if amp is not None else "fp32"
 
+    # The loop owns the global RNG (model init, dropout) while it runs; fork_rng gives the caller's
+    # state back afterwards.
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(derive_seed(cfg.seed, STAGE, "init"))
@@ -377,7 +377,7 @@ class _Stage1:
 
 
 def _load_stage1(stage1_dir: Path, tokenizer: Any) -> _Stage1:
-    from ncvqvae.stage1 import load_stage1_checkpoint, load_tokenizer, resolve_stage1_checkpoint
+    from ncvqvae.stage1 import load_stage1_checkpoint, resolve_stage1_checkpoint, tokenizer_from_checkpoint
 
     try:
         path = resolve_stage1_checkpoint(stage1_dir)
@@ -390,7 +390,7 @@ def _load_stage1(stage1_dir: Path, tokenizer: Any) -> _Stage1:
     if tokenizer is not None:
         _check_same_weights(tokenizer, checkpoint["model"], path)
     else:
-        tokenizer = load_tokenizer(path)
+        tokenizer = tokenizer_from_checkpoint(checkpoint)
     return _Stage1(tokenizer, path, file_sha256(path), None, dict(checkpoint["data_stats"]))
 
 
