@@ -70,21 +70,22 @@ def test_local_sweep_survives_kill_9_and_reports(tmp_path: Path) -> None:
     code = "import sys; from ncvqvae.cli import main; raise SystemExit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, "sweep", str(spec_path), "--out", str(sweep_dir), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny models: one thread beats two on a shared CPU
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not _done_files(sweep_dir) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert proc.poll() is None, (
-            f"the sweep ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    stderr_path = tmp_path / "sweep.stderr"  # a file, not a pipe: a full pipe would stall the sweep
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True, env=env
         )
-        assert _done_files(sweep_dir), "no cell finished in time"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the sweep (and anything it started)
-        proc.wait()
-        proc.stderr.close()
+        try:
+            deadline = time.monotonic() + 240
+            while not _done_files(sweep_dir) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert proc.poll() is None, (
+                f"the sweep ended before it was killed: {stderr_path.read_text()[-2000:]}"
+            )
+            assert _done_files(sweep_dir), "no cell finished in time"
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the sweep (and anything it started)
+            proc.wait()
     before = _done_files(sweep_dir)
     spec = load_sweep(spec_path)
     status = sweep_status(spec, sweep_dir)
