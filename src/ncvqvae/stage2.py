@@ -186,7 +186,9 @@ def train_stage2(
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(derive_seed(cfg.seed, STAGE, "init"))
         prior = build_prior(s2, tokenizer, n_classes=stats["n_classes"]).to(device)
-        optimizer = torch.optim.AdamW(prior.parameters(), lr=s2.lr, weight_decay=s2.weight_decay)
+        # fused AdamW as in stage 1 (one kernel instead of a per-tensor loop; same update rule)
+        fused = device.type in ("cpu", "cuda")
+        optimizer = torch.optim.AdamW(prior.parameters(), lr=s2.lr, weight_decay=s2.weight_decay, fused=fused)
         scheduler = cosine_schedule(optimizer, plan.t_max)
         # codes, class dropout, t and mask positions: every draw of the loop comes from this generator
         generator = make_generator(derive_seed(cfg.seed, STAGE, "draws"), device)
