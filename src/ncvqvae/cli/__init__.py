@@ -21,7 +21,9 @@ GROUPS = ("data", "train", "sample", "evaluate", "evaluator", "run", "sweep", "r
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ncvqvae",
-        description="NC-VQVAE: class-conditional time-series generation with self-supervised VQ-VAE tokenizers.",
+        description=(
+            "NC-VQVAE: class-conditional time-series generation with self-supervised VQ-VAE tokenizers."
+        ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -19,7 +19,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data-dir", help="an existing UCR archive root (<root>/<Name>/<Name>_TRAIN.tsv); also NCVQVAE_DATA_DIR"
+        "--data-dir",
+        help="an existing UCR archive root (<root>/<Name>/<Name>_TRAIN.tsv); also NCVQVAE_DATA_DIR",
     )
 
 
