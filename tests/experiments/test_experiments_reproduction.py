@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ncvqvae.config import replace
-from ncvqvae.experiments.report import VARIANT_ORDER, nc_wins, report_blocks, to_markdown
+from ncvqvae.experiments.report import VARIANT_ORDER, load_anchor, nc_wins, report_blocks, to_markdown
 from ncvqvae.experiments.sweep import Variant, load_sweep
 
 THESIS_VARIANTS = VARIANT_ORDER  # baseline, then bt_* and vibcreg_* × warp, slice, gauss
@@ -65,6 +65,43 @@ def test_report_has_the_counts_table() -> None:
     assert "## Datasets on which NC beats the baseline" in text
     assert "| KNN probe accuracy | 1 of 1 |" in text
     assert "| SVM probe accuracy | 0 of 1 |" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# The thesis' tables (package data)
+# --------------------------------------------------------------------------------------------------
+
+THESIS_DATASETS = {
+    "starlightcurves", "wafer", "ecg5000", "sonyaiborobotsurface1", "sonyaiborobotsurface2",
+    "electricdevices", "twopatterns", "forda", "uwavegesturelibraryall", "fordb", "shapesall", "symbols",
+    "mallat",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "table1_recon_mean.csv", "table2_recon_top1.csv", "table3_probe_mean.csv", "table4_probe_top1.csv",
+        "table5_fid_is_top1.csv", "table6_fid_is_mean.csv", "table7_cas_mean.csv",
+    ],
+)
+def test_anchor_tables_hold_each_thesis_dataset_once(name: str) -> None:
+    table = load_anchor(name)  # indexed by lower-cased dataset name
+    assert not table.index.duplicated().any(), table.index[table.index.duplicated()].tolist()
+    assert set(table.index) == THESIS_DATASETS
+    assert table.notna().all().all()
+    if "probe" in name or "cas" in name:  # accuracies
+        assert ((table >= 0) & (table <= 1)).all().all()
+
+
+def test_anchor_probe_top1_is_at_least_the_mean() -> None:
+    # The best of 4 seeds cannot be below their mean (a misplaced row would break this), except where the
+    # thesis itself is inconsistent: its Mallat KNN "top 1" row (Table 4) lies below its mean row (Table 3)
+    # in every variant, as printed in the thesis (seeds/000_f316f1523c52890e.txt, lines 103 and 126).
+    best, mean = load_anchor("table4_probe_top1.csv"), load_anchor("table3_probe_mean.csv")
+    below = (best - mean.loc[best.index, best.columns]).stack()
+    below = below[below < -1e-9]
+    assert {(d, c.rsplit("_", 1)[1]) for d, c in below.index} <= {("mallat", "knn")}
 
 
 # --------------------------------------------------------------------------------------------------
