@@ -111,13 +111,11 @@ def test_anchor_probe_top1_is_at_least_the_mean() -> None:
 
 def test_reproduction_cpu_sweep_is_the_thesis_grid_at_one_budget() -> None:
     spec = load_sweep("reproduction-cpu")
-    assert {d.lower() for d in spec.datasets} == {
-        "twopatterns",
-        "ecg5000",
-        "mallat",
-        "electricdevices",
-        "forda",
-        "fordb",
+    # FordA and FordB run in reproduction-cpu-ford at 20 stage-1 steps (see the next test): the six together
+    ford = load_sweep("reproduction-cpu-ford")
+    assert not set(spec.datasets) & set(ford.datasets)
+    assert {d.lower() for d in (*spec.datasets, *ford.datasets)} == {
+        "twopatterns", "ecg5000", "mallat", "electricdevices", "forda", "fordb"
     }
     assert tuple(v.name for v in spec.variants) == THESIS_VARIANTS
     configs = [spec.cell_config(cell) for cell in spec.cells()]
@@ -178,7 +176,7 @@ def test_short_nc_run_beats_baseline_svm_probe_on_regenerated_twopatterns(tmp_pa
     from ncvqvae.stage1 import train_stage1
 
     spec = load_sweep("reproduction-cpu")
-    cells = {c.variant.name: c for c in spec.cells() if c.dataset == "twopatterns"}
+    cells = {c.variant.name: c for c in spec.cells() if c.dataset == "twopatterns" and c.seed == 0}
     accuracy = {}
     for name in ("baseline", NC_VARIANT):
         cfg = replace(spec.cell_config(cells[name]), progress=False, device="cpu")
