@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from ncvqvae.config import RunConfig, from_dict, to_dict
+from ncvqvae.config import RunConfig, to_dict
 from ncvqvae.data.dataset import PreparedData
-from ncvqvae.errors import CheckpointError, ConfigError, DataError
+from ncvqvae.errors import CheckpointError, DataError
 from ncvqvae.training import (
     MetricsLog,
     RunDir,
@@ -41,8 +41,10 @@ from ncvqvae.training import (
     pick_device,
     plan_steps,
     progress,
+    refuse_changed_fields,
     restore_loop_state,
     save_checkpoint,
+    saved_run_config,
     step_batches,
 )
 
@@ -112,7 +114,7 @@ def train_stage1(
     if last_path.is_file():
         if resume:
             checkpoint = load_checkpoint(last_path, STAGE)
-            check_same_result(_saved_run_config(checkpoint, last_path), cfg, source=str(last_path))
+            check_same_result(saved_run_config(checkpoint, last_path, STAGE), cfg, source=str(last_path))
         else:
             log.info("not resuming: discarding %s", last_path)
             last_path.unlink()
@@ -255,20 +257,12 @@ def check_same_result(saved: RunConfig, cfg: RunConfig, *, source: str) -> None:
     Raises:
         ConfigError: naming every differing field with its saved and requested value.
     """
-    old, new = result_fields(saved), result_fields(cfg)
-    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    if differ:
-        listing = "; ".join(f"{k}: saved {old.get(k)!r}, requested {new.get(k)!r}" for k in differ)
-        raise ConfigError(
-            f"{source}: this run was made with another stage-1 config ({listing}); "
-            "use another run directory, or the saved settings"
-        )
-
-
-def _saved_run_config(checkpoint: dict[str, Any], path: Path) -> RunConfig:
-    if "run_config" not in checkpoint:
-        raise CheckpointError(f"{path}: stage-1 checkpoint without 'run_config'")
-    return from_dict(RunConfig, checkpoint["run_config"], source=str(path))
+    refuse_changed_fields(
+        result_fields(saved),
+        result_fields(cfg),
+        source=source,
+        what="this run was made with another stage-1 config",
+    )
 
 
 def data_stats(data: PreparedData) -> dict[str, Any]:

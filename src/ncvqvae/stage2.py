@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from ncvqvae.config import RunConfig, Stage2Config, from_dict, to_dict
+from ncvqvae.config import RunConfig, Stage2Config, to_dict
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.errors import CheckpointError, ConfigError, DataError
 from ncvqvae.home import atomic_write_json
@@ -55,8 +55,10 @@ from ncvqvae.training import (
     pick_device,
     plan_steps,
     progress,
+    refuse_changed_fields,
     restore_loop_state,
     save_checkpoint,
+    saved_run_config,
     state_dict_sha256,
     step_batches,
 )
@@ -145,7 +147,7 @@ def train_stage2(
     if final_path.is_file():
         finished = load_checkpoint(final_path, STAGE)
         check_same_source(finished["source"], source, where=final_path)
-        check_same_prior_config(_saved_run_config(finished, final_path), cfg, source=str(final_path))
+        check_same_prior_config(saved_run_config(finished, final_path, STAGE), cfg, source=str(final_path))
         log.info("stage 2 of %s is already finished: %s", run.root, final_path)
         return final_path
 
@@ -155,7 +157,8 @@ def train_stage2(
         if resume:
             checkpoint = load_checkpoint(last_path, STAGE)
             check_same_source(checkpoint["source"], source, where=last_path)
-            check_same_prior_config(_saved_run_config(checkpoint, last_path), cfg, source=str(last_path))
+            saved = saved_run_config(checkpoint, last_path, STAGE)
+            check_same_prior_config(saved, cfg, source=str(last_path))
         else:
             log.info("not resuming: discarding %s", last_path)
             last_path.unlink()
@@ -461,14 +464,12 @@ def check_same_prior_config(saved: RunConfig, cfg: RunConfig, *, source: str) ->
     Raises:
         ConfigError: naming every differing field with its saved and requested value.
     """
-    old, new = _prior_fields(saved), _prior_fields(cfg)
-    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    if differ:
-        listing = "; ".join(f"{k}: saved {old.get(k)!r}, requested {new.get(k)!r}" for k in differ)
-        raise ConfigError(
-            f"{source}: this stage 2 was made with another config ({listing}); "
-            "use another run directory, or the saved settings"
-        )
+    refuse_changed_fields(
+        _prior_fields(saved),
+        _prior_fields(cfg),
+        source=source,
+        what="this stage 2 was made with another config",
+    )
 
 
 def _prior_fields(cfg: RunConfig) -> dict[str, Any]:
@@ -486,12 +487,6 @@ def _check_same_run(saved: RunConfig, cfg: RunConfig, path: Path) -> None:
         listing = "; ".join(f"{k}: saved {old[k]!r}, requested {new[k]!r}" for k in differ)
         raise ConfigError(f"{path}: this run directory holds a run with another {' and '.join(differ)} "
                           f"({listing}); give stage 2 its own run directory")
-
-
-def _saved_run_config(checkpoint: dict[str, Any], path: Path) -> RunConfig:
-    if "run_config" not in checkpoint:
-        raise CheckpointError(f"{path}: stage-2 checkpoint without 'run_config'")
-    return from_dict(RunConfig, checkpoint["run_config"], source=str(path))
 
 
 def _data_stats(data: PreparedData) -> dict[str, Any]:
@@ -631,7 +626,7 @@ def load_generator(
     except RuntimeError as err:
         reason = str(err).splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the stored prior config: {reason}") from err
-    s2 = _saved_run_config(checkpoint, path).stage2
+    s2 = saved_run_config(checkpoint, path, STAGE).stage2
     model = GenerativeModel(
         tokenizer=tokenizer.eval(),
         prior=prior.eval(),

@@ -283,6 +283,27 @@ def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def saved_run_config(checkpoint: Mapping[str, Any], path: str | Path, stage: str) -> RunConfig:
+    """The RunConfig a checkpoint of ``stage`` was trained with (its ``run_config`` entry)."""
+    if "run_config" not in checkpoint:
+        raise CheckpointError(f"{path}: {stage.replace('stage', 'stage-')} checkpoint without 'run_config'")
+    return from_dict(RunConfig, checkpoint["run_config"], source=str(path))
+
+
+def refuse_changed_fields(old: Mapping[str, Any], new: Mapping[str, Any], *, source: str, what: str) -> None:
+    """Raise :class:`ConfigError` naming every field whose saved and requested values differ.
+
+    Args:
+        old, new: flat ``{"stage1.lr": ...}`` maps of the fields that change a stage's result.
+        source: the file the saved values came from.
+        what: the message's subject, e.g. "this run was made with another stage-1 config".
+    """
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if differ:
+        listing = "; ".join(f"{k}: saved {old.get(k)!r}, requested {new.get(k)!r}" for k in differ)
+        raise ConfigError(f"{source}: {what} ({listing}); use another run directory, or the saved settings")
+
+
 # --------------------------------------------------------------------------------------------------
 # Run directories
 # --------------------------------------------------------------------------------------------------
