@@ -19,6 +19,7 @@
 #             "runs/reproduction-cpu runs/reproduction-cpu-ford"
 #   DATASETS  space-separated subset of the sweep's datasets, e.g. "twopatterns ECG5000" (default: all)
 #   VARIANTS  space-separated subset of the sweep's variants, e.g. "baseline bt_warp" (default: all)
+#   SEEDS     full: space-separated subset of the sweep's seeds, e.g. "0" (default: all)
 #   PY        the Python with ncvqvae installed (default: .venv/bin/python, else python3)
 #   SET       extra --set overrides, space-separated (e.g. "stage1.max_steps=2" to try the script out)
 #   THREADS   torch threads per process (default 1: on a shared 2-core machine one thread per process is
@@ -31,6 +32,7 @@ SWEEP="${SWEEP:-reproduction-cpu}"
 OUTDIR="${OUTDIR:-runs/reproduction-cpu}"
 DATASETS="${DATASETS:-}"
 VARIANTS="${VARIANTS:-}"
+SEEDS="${SEEDS:-}"
 SET="${SET:-}"
 THREADS="${THREADS:-1}"
 if [[ -z "${PY:-}" ]]; then
@@ -72,9 +74,10 @@ EOF
     ;;
   full)
     # Write a sweep file restricted to DATASETS next to the runs, then run it (resumable).
-    spec_file="$OUTDIR/sweep-$(echo "${DATASETS:-all}-${VARIANTS:-all}" | tr ' ' '_').yaml"
+    spec_file="$OUTDIR/sweep-$(echo "${DATASETS:-all}-${VARIANTS:-all}-${SEEDS:-all}" | tr ' ' '_').yaml"
     mkdir -p "$OUTDIR"
-    SWEEP="$SWEEP" DATASETS="$DATASETS" VARIANTS="$VARIANTS" SPEC_FILE="$spec_file" "$PY" - <<'EOF'
+    SWEEP="$SWEEP" DATASETS="$DATASETS" VARIANTS="$VARIANTS" SEEDS="$SEEDS" SPEC_FILE="$spec_file" \
+      "$PY" - <<'EOF'
 import os, yaml
 from ncvqvae.experiments.sweep import load_sweep
 spec = load_sweep(os.environ["SWEEP"]).to_dict()
@@ -84,6 +87,9 @@ if wanted:
 variants = os.environ["VARIANTS"].split()
 if variants:
     spec["variants"] = [v for v in spec["variants"] if v in variants]
+seeds = [int(s) for s in os.environ["SEEDS"].split()]
+if seeds:
+    spec["seeds"] = [s for s in spec["seeds"] if s in seeds]
 with open(os.environ["SPEC_FILE"], "w", encoding="utf-8") as fh:
     yaml.safe_dump(spec, fh, sort_keys=False)
 EOF

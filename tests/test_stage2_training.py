@@ -165,6 +165,25 @@ def test_finished_run_is_not_redone(straight_run: Path) -> None:
     assert final.stat().st_mtime_ns == before
 
 
+def test_raising_max_steps_continues_a_finished_run_exactly(
+    straight_run: Path, stage1_run: Path, tmp_path: Path
+) -> None:
+    run_dir = stage1_copy(stage1_run, tmp_path)
+    final = train_stage2(tiny_config("stage2.max_steps=4"), run_dir, data=tiny_data())
+    assert final.name == "final.pt" and load_checkpoint(final)["step"] == 4
+    before = final.stat().st_mtime_ns
+    assert train_stage2(tiny_config("stage2.max_steps=4"), run_dir, data=tiny_data()) == final
+    assert final.stat().st_mtime_ns == before  # the same budget again: nothing to do
+    # more steps: steps 5-6 continue from the 4-step final checkpoint, exactly as one 6-step run
+    train_stage2(tiny_config("stage2.max_steps=10"), run_dir, data=tiny_data())
+    extended = load_checkpoint(final)
+    straight = load_checkpoint(straight_run / "stage2" / "checkpoints" / "final.pt")
+    assert extended["step"] == N_STEPS
+    assert_same_tensors(extended["model"], straight["model"])
+    assert step_records(run_dir) == step_records(straight_run)
+    assert not (run_dir / "stage2" / "checkpoints" / "last.pt").exists()
+
+
 def test_changed_stage1_checkpoint_is_refused(stage1_run: Path, tmp_path: Path) -> None:
     run_dir = stage1_copy(stage1_run, tmp_path)
     train_stage2(tiny_config(), run_dir, data=tiny_data(), stop_after_steps=2)

@@ -143,13 +143,22 @@ def train_stage2(
     stage1 = _load_stage1(stage1_dir, tokenizer)
     source = stage1.source(run.root)
 
-    # --- finished work is never redone -----------------------------------------------------------
+    # --- finished work is never redone; a stage stopped by max_steps continues when asked for more --
     if final_path.is_file():
         finished = load_checkpoint(final_path, STAGE)
         check_same_source(finished["source"], source, where=final_path)
         check_same_prior_config(saved_run_config(finished, final_path, STAGE), cfg, source=str(final_path))
-        log.info("stage 2 of %s is already finished: %s", run.root, final_path)
-        return final_path
+        done = int(finished["step"])
+        wanted = plan_steps(int(finished["data_stats"]["n_train"]), s2.batch_size, s2.epochs, s2.max_steps)
+        if done >= wanted.total_steps:
+            log.info("stage 2 of %s is already finished: %s", run.root, final_path)
+            return final_path
+        # max_steps cuts the run short without changing its schedule, so the final checkpoint of a
+        # shorter run is exactly the state this run has at that step: continue from it.
+        log.info("stage 2 of %s stopped at step %d: continuing to step %d", run.root, done,
+                 wanted.total_steps)
+        os.replace(final_path, last_path)
+        resume = True
 
     # --- resume or start over ---------------------------------------------------------------------
     checkpoint: dict[str, Any] | None = None
