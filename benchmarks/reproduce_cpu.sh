@@ -84,6 +84,7 @@ spec = load_sweep(os.environ["SWEEP"]).to_dict()
 wanted = {d.lower() for d in os.environ["DATASETS"].split()}
 if wanted:
     spec["datasets"] = [d for d in spec["datasets"] if d.lower() in wanted]
+    spec["dataset_overrides"] = {d: o for d, o in spec["dataset_overrides"].items() if d in spec["datasets"]}
 variants = os.environ["VARIANTS"].split()
 if variants:
     spec["variants"] = [v for v in spec["variants"] if v in variants]

@@ -124,6 +124,24 @@ def test_cell_config_layers_preset_overrides_and_cell_fields() -> None:
     assert cell.key == "cbf/bt_warp/seed1"
 
 
+def test_dataset_overrides_apply_to_that_dataset_only_and_set_wins() -> None:
+    spec = _spec(
+        overrides={"stage1.max_steps": 40, "stage2.depth": 1},
+        dataset_overrides={"cbf": {"stage1.max_steps": 20, "evaluation": {"evaluator_epochs": 7}}},
+    )
+    cbf = spec.cell_config(Cell("cbf", Variant.parse("bt_warp"), 0))
+    tp = spec.cell_config(Cell("twopatterns", Variant.parse("bt_warp"), 0))
+    assert (cbf.stage1.max_steps, cbf.evaluation.evaluator_epochs, cbf.stage2.depth) == (20, 7, 1)
+    assert tp.stage1.max_steps == 40 and tp.evaluation.evaluator_epochs != 7 and tp.stage2.depth == 1
+    assert spec_from_dict(spec.to_dict()).dataset_overrides == spec.dataset_overrides  # round trip
+    forced = with_overrides(spec, ["stage1.max_steps=2"])  # --set beats both layers
+    assert {forced.cell_config(c).stage1.max_steps for c in forced.cells()} == {2}
+    with pytest.raises(ConfigError, match=r"test.yaml.*dataset_overrides' names dataset\(s\) ECG5000"):
+        _spec(dataset_overrides={"ECG5000": {"stage1.max_steps": 1}})
+    with pytest.raises(ConfigError, match=r"test.yaml \(dataset_overrides.cbf\).*stage1.nope"):
+        _spec(dataset_overrides={"cbf": {"stage1.nope": 1}})
+
+
 def test_spec_errors_name_the_file_and_the_field() -> None:
     with pytest.raises(ConfigError, match=r"test.yaml.*unknown key\(s\) dataset"):
         spec_from_dict({"dataset": ["x"], "seeds": [0]}, source="test.yaml")
@@ -276,6 +294,13 @@ def test_a_sweep_directory_refuses_other_settings_but_accepts_a_bigger_grid(tmp_
     run_sweep(_spec(seeds=[0]), tmp_path, progress=False, cell_fn=fake_cell, evaluator_fn=None)
     with pytest.raises(ConfigError, match=r"other settings \(overrides: saved"):
         run_sweep(_spec(seeds=[0], overrides={"stage1.lr": 0.1}), tmp_path, progress=False, cell_fn=fake_cell)
+    with pytest.raises(ConfigError, match=r"dataset_overrides.cbf: saved None, now \{'stage1'"):
+        run_sweep(_spec(seeds=[0], dataset_overrides={"cbf": {"stage1.lr": 0.1}}), tmp_path, progress=False,
+                  cell_fn=fake_cell)
+    # a dataset the saved sweep did not run may bring its own overrides
+    grid = {"datasets": ["twopatterns", "cbf", "syntheticcontrol"], "seeds": [0]}
+    run_sweep(_spec(**grid, dataset_overrides={"syntheticcontrol": {"stage1.lr": 0.1}}), tmp_path,
+              progress=False, cell_fn=fake_cell, evaluator_fn=None)
     with pytest.raises(ConfigError, match="preset: saved 'smoke', now 'quick'"):
         run_sweep(_spec(seeds=[0], preset="quick"), tmp_path, progress=False, cell_fn=fake_cell)
     grown = run_sweep(_spec(seeds=[0, 1]), tmp_path, progress=False, cell_fn=fake_cell, evaluator_fn=None)

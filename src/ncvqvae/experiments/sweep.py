@@ -187,6 +187,9 @@ class SweepSpec:
         seeds: the seeds of every (dataset, variant) pair.
         preset: the shipped preset every cell starts from (``None`` = the SPEC defaults).
         overrides: nested config fields applied on top of the preset, for every cell.
+        dataset_overrides: per dataset (a name of ``datasets``), nested config fields applied on top of
+            ``overrides`` for that dataset's cells only (e.g. a smaller step cap for long series, a
+            longer evaluator for a tiny training split).
         executor: default executor settings.
         description: free text, shown by ``ncvqvae sweep --list``.
     """
@@ -197,6 +200,7 @@ class SweepSpec:
     seeds: tuple[int, ...]
     preset: str | None = "quick"
     overrides: dict[str, Any] = field(default_factory=dict, hash=False)
+    dataset_overrides: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     description: str = ""
 
@@ -205,9 +209,10 @@ class SweepSpec:
         return [Cell(d, v, s) for d in self.datasets for v in self.variants for s in self.seeds]
 
     def cell_config(self, cell: Cell, *, progress: bool = False) -> RunConfig:
-        """The resolved RunConfig of one cell: preset ← overrides ← dataset/variant/seed."""
+        """The resolved RunConfig of one cell: preset ← overrides ← its dataset's overrides ← cell fields."""
         data: dict[str, Any] = load_preset(self.preset) if self.preset else {}
         data = merge(data, self.overrides)
+        data = merge(data, self.dataset_overrides.get(cell.dataset, {}))
         data = merge(data, cell.variant.overrides())
         data = merge(data, {"data": {"dataset": cell.dataset}, "seed": cell.seed, "progress": progress})
         return from_dict(RunConfig, data, source=f"sweep {self.name!r}, cell {cell.key}")
@@ -222,6 +227,7 @@ class SweepSpec:
             "variants": [v.name for v in self.variants],
             "seeds": list(self.seeds),
             "overrides": self.overrides,
+            "dataset_overrides": self.dataset_overrides,
             "executor": to_dict(self.executor),
         }
 
@@ -236,6 +242,7 @@ _SPEC_KEYS = {
     "augmentations",
     "seeds",
     "overrides",
+    "dataset_overrides",
     "executor",
 }
 
@@ -265,6 +272,7 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "sweep", name: str 
         raise ConfigError(f"{source}: field 'seeds' expected a list of integers, got {seeds_raw!r}")
     variants = _variants(data, source)
     overrides = _nested_overrides(data.get("overrides") or {}, source)
+    per_dataset = _dataset_overrides(data.get("dataset_overrides") or {}, datasets, source)
     executor_raw = data.get("executor") or {}
     executor = from_dict(ExecutorSpec, dict(executor_raw), source=f"{source} (executor)")
     _check_executor(executor, source)
@@ -277,6 +285,7 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "sweep", name: str 
         variants=tuple(variants),
         seeds=tuple(int(s) for s in seeds_list),
         overrides=overrides,
+        dataset_overrides=per_dataset,
         executor=executor,
     )
     keys = [c.key for c in spec.cells()]
@@ -313,16 +322,34 @@ def _variants(data: Mapping[str, Any], source: str) -> list[Variant]:
     return out
 
 
-def _nested_overrides(raw: Any, source: str) -> dict[str, Any]:
+def _dataset_overrides(raw: Any, datasets: list[str], source: str) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: field 'overrides' expected a mapping of config fields, got {raw!r}")
+        raise ConfigError(
+            f"{source}: field 'dataset_overrides' expected a mapping of dataset name to config fields, "
+            f"got {raw!r}"
+        )
+    unknown = sorted(str(d) for d in raw if str(d) not in datasets)
+    if unknown:
+        raise ConfigError(
+            f"{source}: field 'dataset_overrides' names dataset(s) {', '.join(unknown)} that are not in "
+            f"'datasets' ({', '.join(datasets)})"
+        )
+    return {
+        str(name): _nested_overrides(fields or {}, source, key=f"dataset_overrides.{name}")
+        for name, fields in raw.items()
+    }
+
+
+def _nested_overrides(raw: Any, source: str, *, key: str = "overrides") -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: field '{key}' expected a mapping of config fields, got {raw!r}")
     nested: dict[str, Any] = {}
-    for key, value in raw.items():
+    for dotted, value in raw.items():
         part: Any = value
-        for name in reversed(str(key).split(".")):  # "stage1.epochs: 5" → {"stage1": {"epochs": 5}}
+        for name in reversed(str(dotted).split(".")):  # "stage1.epochs: 5" → {"stage1": {"epochs": 5}}
             part = {name: part}
         nested = merge(nested, part)
-    from_dict(RunConfig, nested, source=f"{source} (overrides)")
+    from_dict(RunConfig, nested, source=f"{source} ({key})")
     return nested
 
 
@@ -367,10 +394,15 @@ def load_sweep(path_or_name: str | Path) -> SweepSpec:
 
 
 def with_overrides(spec: SweepSpec, overrides: Sequence[str] = (), **executor: Any) -> SweepSpec:
-    """A copy of ``spec`` with extra ``--set`` overrides and executor fields (``None`` = keep)."""
+    """A copy of ``spec`` with extra ``--set`` overrides and executor fields (``None`` = keep).
+
+    The ``--set`` fields win over the sweep's ``overrides`` and over its ``dataset_overrides``.
+    """
     data = spec.to_dict()
     if overrides:
-        data["overrides"] = merge(data["overrides"], parse_overrides(list(overrides)))
+        extra = parse_overrides(list(overrides))
+        data["overrides"] = merge(data["overrides"], extra)
+        data["dataset_overrides"] = {d: merge(o, extra) for d, o in data["dataset_overrides"].items()}
     data["executor"] = {**data["executor"], **{k: v for k, v in executor.items() if v is not None}}
     return spec_from_dict(data, source=f"sweep {spec.name!r}")
 
@@ -710,6 +742,13 @@ def check_same_sweep(spec: SweepSpec, sweep_dir: str | Path) -> None:
         f"{key}: saved {saved.get(key)!r}, now {value!r}"
         for key, value in (("preset", spec.preset), ("overrides", spec.overrides))
         if (saved.get(key) or None) != (value or None)
+    ]
+    # per-dataset overrides matter only for datasets both specs run (a sweep may run a subset, or grow)
+    saved_per, now_per = saved.get("dataset_overrides") or {}, spec.dataset_overrides
+    differ += [
+        f"dataset_overrides.{d}: saved {saved_per.get(d)!r}, now {now_per.get(d)!r}"
+        for d in spec.datasets
+        if d in (saved.get("datasets") or ()) and (saved_per.get(d) or None) != (now_per.get(d) or None)
     ]
     if differ:
         raise ConfigError(
