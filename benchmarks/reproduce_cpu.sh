@@ -16,7 +16,8 @@
 #   SWEEP     sweep file or shipped name (default: reproduction-cpu)
 #   OUTDIR    sweep directory (default: runs/reproduction-cpu; runs/ is git-ignored)
 #   OUTDIRS   docs: several sweep directories reported together (default: OUTDIR), e.g.
-#             "runs/reproduction-cpu runs/reproduction-cpu-ford"
+#             "runs/reproduction-cpu runs/reproduction-cpu-ford runs/reproduction-cpu-gen"; a cell present in
+#             several is taken from the last
 #   DATASETS  space-separated subset of the sweep's datasets, e.g. "twopatterns ECG5000" (default: all)
 #   VARIANTS  space-separated subset of the sweep's variants, e.g. "baseline bt_warp" (default: all)
 #   SEEDS     full: space-separated subset of the sweep's seeds, e.g. "0" (default: all)
@@ -102,9 +103,18 @@ EOF
   docs)
     # The report's tables, spliced into docs/reproduction.md between its GENERATED markers. The runs of
     # every sweep directory in OUTDIRS (default: OUTDIR) are reported together: hard-linked into one
-    # temporary folder, since a report covers one folder of run directories.
+    # temporary folder, since a report covers one folder of run directories. A run directory of a later
+    # sweep directory replaces the same cell of an earlier one (e.g. reproduction-cpu-gen's seed-0 cells,
+    # which hold the stage-1 runs of reproduction-cpu plus a stage 2 and the generation metrics).
     merged="$(mktemp -d runs/.report-XXXXXX)"
-    for d in ${OUTDIRS:-$OUTDIR}; do if [[ -d "$d" ]]; then cp -al "$d"/. "$merged"/; fi; done
+    for d in ${OUTDIRS:-$OUTDIR}; do
+      [[ -d "$d" ]] || continue
+      while IFS= read -r cfg; do
+        rel="${cfg#"$d"/}"; rel="$(dirname "$rel")"
+        rm -rf "${merged:?}/$rel"; mkdir -p "$merged/$(dirname "$rel")"
+        cp -al "$d/$rel" "$merged/$rel"
+      done < <(find "$d" -mindepth 4 -maxdepth 4 -name config.yaml)
+    done
     "$PY" -c "$CLI" report "$merged" --no-figures --title "Reproduction on CPU" >/dev/null
     first="$(echo ${OUTDIRS:-$OUTDIR} | cut -d' ' -f1)"
     cp "$merged/report.md" "$merged/results.csv" "$first/"  # kept beside the runs

@@ -18,6 +18,7 @@ from ncvqvae.experiments.pipeline import DONE_NAME, TIMINGS_NAME
 from ncvqvae.experiments.report import (
     HEADLINE,
     THESIS_TABLES,
+    _budget_text,
     collect,
     flatten,
     thesis_table,
@@ -197,3 +198,24 @@ def test_run_report_lists_metrics_thesis_values_and_figures(sweep_dir: Path) -> 
     assert "](evaluation/class_samples.png)" in md and "stage1 | 10.0 s" in md
     assert path.with_suffix(".html").is_file()
     assert json.loads((run_dir / DONE_NAME).read_text()) == {"summary": {}}  # the report touches nothing else
+
+
+def test_budget_line_names_per_dataset_values_and_only_what_the_runs_did() -> None:
+    nan = math.nan
+    df = pd.DataFrame(
+        {
+            "dataset": ["FordA", "FordA", "ECG5000", "Mallat"],
+            "preset": ["thesis"] * 4,
+            "stage1_epochs": [1000] * 4,
+            "stage1_max_steps": [20, 20, 40, 40],
+            "stage2_epochs": [1000, None, 1000, 1000],  # the second FordA run has no stage 2
+            "stage2_max_steps": [600, None, 600, 600],
+            "evaluator_epochs": [20.0, nan, 20.0, 300.0],  # floats once NaN joins the column
+            "cas_epochs": [nan, nan, 10.0, 10.0],
+        }
+    )
+    text = _budget_text(df)
+    assert "stage 1 1000 epochs stopped after 20 (FordA) / 40 (ECG5000, Mallat) steps" in text
+    assert "stage 2 1000 epochs stopped after 600 steps" in text
+    assert "FCN evaluator 20 (ECG5000, FordA) / 300 (Mallat) epochs" in text
+    assert "CAS classifier 10 epochs" in text

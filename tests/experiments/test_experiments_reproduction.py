@@ -150,6 +150,26 @@ def test_reproduction_cpu_ford_sweep_differs_only_in_the_stage1_step_cap() -> No
     assert ford.overrides["stage1"] == {"max_steps": 20} and main.overrides["stage1"] == {"max_steps": 40}
 
 
+def test_reproduction_cpu_gen_sweep_reuses_the_stage1_cells_and_varies_only_by_dataset() -> None:
+    gen = load_sweep("reproduction-cpu-gen")
+    main, ford = load_sweep("reproduction-cpu"), load_sweep("reproduction-cpu-ford")
+    assert set(gen.datasets) == set(main.datasets) | set(ford.datasets) and gen.variants == main.variants
+    for cell in gen.cells():
+        cfg = gen.cell_config(cell)
+        source = ford if cell.dataset in ford.datasets else main
+        stage1 = source.cell_config(cell)
+        # the seed-0 tokenizers of the stage-1 sweeps are reused: same data, seed and stage-1 config
+        assert (cfg.seed, cfg.data, cfg.stage1) == (stage1.seed, stage1.data, stage1.stage1)
+        assert cfg.stage2.max_steps == 600 and cfg.stage2.variant == "token"
+    # within a dataset every variant has the same budget and evaluation protocol
+    for dataset in gen.datasets:
+        budgets = {
+            (c.stage1.max_steps, c.stage2.max_steps, c.evaluation)
+            for c in (gen.cell_config(cell) for cell in gen.cells() if cell.dataset == dataset)
+        }
+        assert len(budgets) == 1
+
+
 def test_reproduction_gpu_sweep_runs_on_cuda_with_thesis_networks() -> None:
     spec = load_sweep("reproduction-gpu")
     assert {d.lower() for d in spec.datasets} == {"forda", "fordb", "electricdevices"}

@@ -96,6 +96,9 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
     variant = Variant.from_config(cfg)
     metrics = flatten(read_results(run_dir))
     timings = read_timings(run_dir)
+    has_stage2 = (run_dir / "stage2").is_dir()
+    has_generation = "generation.fid" in metrics
+    has_cas = metrics.get("generation.cas") is not None
     row: dict[str, Any] = {
         "dataset": cfg.data.dataset,
         "variant": variant.name,
@@ -113,12 +116,13 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
             "stage2_s": timings.get("stage2", math.nan),
             "evaluation_s": timings.get("evaluation", math.nan),
             "total_s": sum(timings.values()) if timings else math.nan,
+            # the budgets of what the run has done (a stage-1-only run has no stage-2 or evaluator budget)
             "stage1_epochs": cfg.stage1.epochs,
             "stage1_max_steps": cfg.stage1.max_steps,
-            "stage2_epochs": cfg.stage2.epochs,
-            "stage2_max_steps": cfg.stage2.max_steps,
-            "evaluator_epochs": cfg.evaluation.evaluator_epochs,
-            "cas_epochs": cfg.evaluation.cas_epochs or cfg.evaluation.evaluator_epochs,
+            "stage2_epochs": cfg.stage2.epochs if has_stage2 else None,
+            "stage2_max_steps": cfg.stage2.max_steps if has_stage2 else None,
+            "evaluator_epochs": cfg.evaluation.evaluator_epochs if has_generation else None,
+            "cas_epochs": (cfg.evaluation.cas_epochs or cfg.evaluation.evaluator_epochs) if has_cas else None,
             "run_dir": str(run_dir),
         }
     )
@@ -575,11 +579,17 @@ def _budget_text(df: pd.DataFrame) -> str:
     """The training budgets of the runs in ``df`` (epochs per stage, step caps, evaluator and CAS epochs)."""
 
     def values(column: str) -> str:
-        present = df[column] if column in df.columns else []
-        uniq = sorted(
-            {str(v) for v in present if v is not None and not (isinstance(v, float) and math.isnan(v))}
-        )
-        return " / ".join(uniq)
+        """The column's values; where they differ between datasets, each with its datasets."""
+        if column not in df.columns:
+            return ""
+        by_value: dict[str, set[str]] = {}
+        for dataset, v in zip(df["dataset"], df[column], strict=True):
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                by_value.setdefault(str(int(v)) if isinstance(v, float) else str(v), set()).add(str(dataset))
+        if len(by_value) <= 1:
+            return next(iter(by_value), "")
+        ordered = sorted(by_value.items(), key=lambda kv: (len(kv[0]), kv[0]))
+        return " / ".join(f"{v} ({', '.join(sorted(ds, key=str.lower))})" for v, ds in ordered)
 
     def stage(number: int) -> str:
         cap = values(f"stage{number}_max_steps")
