@@ -124,3 +124,20 @@ def test_real_reference_set_is_the_stft_round_trip() -> None:
 def test_evaluate_run_needs_a_run_directory(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a run directory"):
         evaluate_run(tmp_path)
+
+
+def test_generation_ceiling_benchmark_reads_a_finished_run(run_dir: Path) -> None:
+    """benchmarks/generation_ceiling.py: evaluator accuracy on reconstructions beside the run's own numbers."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "generation_ceiling.py"
+    spec = importlib.util.spec_from_file_location("generation_ceiling", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    evaluate_run(run_dir, figures=False, progress=False)
+    generation = json.loads((run_dir / "results.json").read_text())["generation"]
+    result = module.ceiling(str(run_dir))
+    assert result["cas"] == generation["cas"]
+    assert result["conditional_accuracy"] == generation["conditional_accuracy"]
+    assert result["evaluator_real"] == generation["cas_ceiling"]  # the evaluator's real test accuracy
+    assert 0.0 <= result["evaluator_recon"] <= 1.0
