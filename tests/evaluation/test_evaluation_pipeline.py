@@ -127,7 +127,7 @@ def test_evaluate_run_needs_a_run_directory(tmp_path: Path) -> None:
 
 
 def test_generation_ceiling_benchmark_reads_a_finished_run(run_dir: Path) -> None:
-    """benchmarks/generation_ceiling.py: evaluator accuracy on reconstructions beside the run's own numbers."""
+    """benchmarks/generation_ceiling.py: evaluator accuracy on reconstructions beside the run's numbers."""
     import importlib.util
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "generation_ceiling.py"
