@@ -7,11 +7,14 @@
 #             Several `stage1` drivers may run at once on one directory (a cell being trained is skipped).
 #   full      `ncvqvae sweep` on the sweep's cells of DATASETS: finished stage-1 runs are reused, then stage 2
 #             and the generation metrics (FID, IS, CAS with the cached FCN evaluator).
+#   reuse     hard-link finished stage-1 runs of other sweep directories (STAGE1_FROM) into OUTDIR, for a
+#             sweep whose cells have the same stage-1 config (reproduction-cpu-gen: the seed-0 cells of
+#             reproduction-cpu and reproduction-cpu-ford), so that `full` trains only stage 2 there.
 #   report    `ncvqvae report` over the sweep directory (tables beside the thesis' numbers).
 #   docs      the same report, spliced into docs/reproduction.md between its GENERATED markers.
 # Everything resumes: run a phase again after an interruption and it continues where it stopped.
 #
-# Usage:  benchmarks/reproduce_cpu.sh stage1|full|report|docs
+# Usage:  benchmarks/reproduce_cpu.sh stage1|full|reuse|report|docs
 # Environment:
 #   SWEEP     sweep file or shipped name (default: reproduction-cpu)
 #   OUTDIR    sweep directory (default: runs/reproduction-cpu; runs/ is git-ignored)
@@ -21,6 +24,8 @@
 #   DATASETS  space-separated subset of the sweep's datasets, e.g. "twopatterns ECG5000" (default: all)
 #   VARIANTS  space-separated subset of the sweep's variants, e.g. "baseline bt_warp" (default: all)
 #   SEEDS     full: space-separated subset of the sweep's seeds, e.g. "0" (default: all)
+#   STAGE1_FROM  reuse: the sweep directories to take stage-1 runs from (first match wins), e.g.
+#             "runs/reproduction-cpu runs/reproduction-cpu-ford"
 #   PY        the Python with ncvqvae installed (default: .venv/bin/python, else python3)
 #   SET       extra --set overrides, space-separated (e.g. "stage1.max_steps=2" to try the script out)
 #   THREADS   torch threads per process (default 1: on a shared 2-core machine one thread per process is
@@ -97,6 +102,30 @@ with open(os.environ["SPEC_FILE"], "w", encoding="utf-8") as fh:
 EOF
     "$PY" -c "$CLI" sweep "$spec_file" --out "$OUTDIR" --no-progress "${set_args[@]}"
     ;;
+  reuse)
+    # Each cell of SWEEP gets stage1/ (hard links), config.yaml and the stage-1 part of results.json of
+    # the same cell in the first STAGE1_FROM directory that has it finished. Nothing is overwritten; the
+    # stages check the configs when `full` runs (a different stage-1 config is refused, naming the field).
+    SWEEP="$SWEEP" OUTDIR="$OUTDIR" STAGE1_FROM="${STAGE1_FROM:?set STAGE1_FROM}" "$PY" - <<'EOF'
+import json, os, shutil
+from ncvqvae.experiments.sweep import load_sweep
+spec = load_sweep(os.environ["SWEEP"])
+linked = 0
+for cell in spec.cells():
+    dst = cell.run_dir(os.environ["OUTDIR"])
+    sources = [cell.run_dir(d) for d in os.environ["STAGE1_FROM"].split()]
+    src = next((s for s in sources if (s / "stage1/checkpoints/final.pt").is_file()), None)
+    if src is None or (dst / "stage1").exists():
+        continue
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src / "stage1", dst / "stage1", copy_function=os.link)
+    shutil.copy2(src / "config.yaml", dst / "config.yaml")
+    results = json.loads((src / "results.json").read_text(encoding="utf-8"))
+    (dst / "results.json").write_text(json.dumps({"stage1": results["stage1"]}, indent=2), encoding="utf-8")
+    linked += 1
+print(f"{linked} stage-1 runs linked into {os.environ['OUTDIR']}")
+EOF
+    ;;
   report)
     "$PY" -c "$CLI" report "$OUTDIR" --no-figures --title "Reproduction on CPU ($SWEEP)"
     ;;
@@ -134,7 +163,7 @@ EOF
     rm -rf "$merged"
     ;;
   *)
-    echo "usage: $0 stage1|full|report|docs" >&2
+    echo "usage: $0 stage1|full|reuse|report|docs" >&2
     exit 2
     ;;
 esac
