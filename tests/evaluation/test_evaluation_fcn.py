@@ -103,6 +103,24 @@ def test_evaluator_is_trained_once_then_loaded_from_the_cache() -> None:
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
 
 
+def test_an_evaluator_near_chance_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    good = _prepared("separable")
+    with caplog.at_level("WARNING", logger="ncvqvae.evaluation.evaluator"):
+        get_evaluator(good, EvaluationConfig(evaluator_epochs=20, evaluator_batch_size=16))
+    assert "near chance" not in caplog.text
+    data = _prepared("skewed")
+    data.y_test[:] = 0
+    data.y_test[:6] = 1  # the most frequent class is 18 of 24: chance 0.75
+    assert evaluator_module.chance_accuracy(data.y_test, 2) == pytest.approx(0.75)
+    recipe = {"epochs": 3, "batch_size": 16}
+    with caplog.at_level("WARNING", logger="ncvqvae.evaluation.evaluator"):
+        evaluator_module._warn_if_near_chance(data, {"test_accuracy": 0.95, "recipe": recipe})
+        assert "near chance" not in caplog.text
+        evaluator_module._warn_if_near_chance(data, {"test_accuracy": 0.76, "recipe": recipe})
+    assert "skewed has test accuracy 0.760, near chance (0.750" in caplog.text
+    assert "evaluator_epochs, now 3; 48 training series make 3 steps per epoch" in caplog.text
+
+
 def test_evaluator_key_follows_data_and_recipe() -> None:
     data = _prepared("keys")
     key = evaluator_key(data, TINY)

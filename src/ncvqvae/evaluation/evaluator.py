@@ -137,7 +137,28 @@ def get_evaluator(
             if not cached:
                 _train_and_store(data, cfg, seed, entry, device=device, progress=progress)
     model, info = _load(entry, device)
+    _warn_if_near_chance(data, info)
     return model, {**info, "cached": cached}
+
+
+def chance_accuracy(y_test: torch.Tensor, n_classes: int) -> float:
+    """The accuracy of always answering the test split's most frequent class."""
+    counts = torch.bincount(y_test.long().cpu(), minlength=max(int(n_classes), 1))
+    return float(counts.max()) / max(int(y_test.numel()), 1)
+
+
+def _warn_if_near_chance(data: PreparedData, info: dict[str, Any]) -> None:
+    """An evaluator that has not learned the classes makes FID, IS and CAS meaningless: say so loudly."""
+    chance = chance_accuracy(data.y_test, data.n_classes)
+    accuracy = float(info["test_accuracy"])
+    if accuracy < chance + 0.1 * (1.0 - chance):
+        log.warning(
+            "the FCN evaluator of %s has test accuracy %.3f, near chance (%.3f, the most frequent class): "
+            "FID, IS and CAS computed with it are meaningless; train it longer "
+            "(evaluation.evaluator_epochs, now %s; %d training series make %d steps per epoch)",
+            data.name, accuracy, chance, info.get("recipe", {}).get("epochs", "?"), data.X_train.shape[0],
+            -(-data.X_train.shape[0] // max(int(info.get("recipe", {}).get("batch_size", 256)), 1)),
+        )
 
 
 def _train_and_store(
