@@ -4,8 +4,10 @@ A class-conditional sample is a token grid decoded by the stage-1 tokenizer, so 
 its class at best as well as it recognises the tokenizer's *reconstructions* of real series. This script
 prints, per run: the evaluator's test accuracy on the real test split, its accuracy on the tokenizer's
 reconstructions of that split (the ceiling for any prior on this tokenizer), and what the run's generator
-reached (CAS, and the evaluator's accuracy on the class-conditional samples, from ``results.json``). A large
+reached (the evaluator's accuracy on its class-conditional samples, and CAS, from ``results.json``). A large
 gap between the second and the last two numbers says the prior, not the tokenizer, is what falls short.
+Likewise the FID and IS of the reconstructions against the real test split (the protocol's reference set,
+STFT → ISTFT) beside the run's FID and IS: the best a generator on this tokenizer can hope for.
 
 Usage:  python benchmarks/generation_ceiling.py RUN_DIR [RUN_DIR ...]
 """
@@ -21,7 +23,8 @@ import torch
 from ncvqvae.data.prepare import load_prepared
 from ncvqvae.evaluation.evaluator import get_evaluator
 from ncvqvae.evaluation.fcn import fcn_outputs
-from ncvqvae.evaluation.pipeline import EVALUATOR_SEED
+from ncvqvae.evaluation.metrics import fid, inception_score
+from ncvqvae.evaluation.pipeline import EVALUATOR_SEED, real_reference_set
 from ncvqvae.evaluation.stage1 import frozen_eval
 from ncvqvae.stage1 import load_tokenizer
 from ncvqvae.training import RunDir
@@ -43,13 +46,18 @@ def ceiling(run_dir: str) -> dict[str, float | None]:
         raise SystemExit(f"{run_dir}: the dataset has no test labels")
     evaluator, info = get_evaluator(data, cfg.evaluation, device="cpu", seed=EVALUATOR_SEED, progress=False)
     y = data.y_test.numpy()
-    on_recon = fcn_outputs(evaluator, reconstructions(load_tokenizer(run_dir), data.X_test)).probs.argmax(1)
+    recon = fcn_outputs(evaluator, reconstructions(load_tokenizer(run_dir), data.X_test))
+    real = fcn_outputs(evaluator, real_reference_set(data.X_test, n_fft=cfg.stage1.n_fft))
     generation = json.loads((RunDir(run_dir).root / "results.json").read_text()).get("generation", {})
     return {
         "evaluator_real": float(info["test_accuracy"]),
-        "evaluator_recon": float((on_recon == y).mean()),
+        "evaluator_recon": float((recon.probs.argmax(1) == y).mean()),
         "conditional_accuracy": generation.get("conditional_accuracy"),
         "cas": generation.get("cas"),
+        "fid_recon": fid(real.features, recon.features),
+        "fid": generation.get("fid"),
+        "is_recon": inception_score(recon.probs, min(cfg.evaluation.is_splits, len(recon.probs)))[0],
+        "is": generation.get("is_mean"),
     }
 
 
@@ -64,13 +72,17 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     def fmt(v: float | None) -> str:
-        return "    -" if v is None else f"{v:.3f}"
+        return "-" if v is None else f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
 
-    print(f"{'run':60s} {'real':>6s} {'recon':>6s} {'cond':>6s} {'CAS':>6s}")
+    print("evaluator accuracy on the real test split / on its reconstructions / on the conditional samples;")
+    print("CAS; FID and IS of the reconstructions and of the run's unconditional samples")
+    columns = ("evaluator_real", "evaluator_recon", "conditional_accuracy", "cas", "fid_recon", "fid",
+               "is_recon", "is")
+    names = ("real", "recon", "cond", "CAS", "FIDrec", "FID", "ISrec", "IS")
+    print(f"{'run':56s}" + "".join(f"{n:>8s}" for n in names))
     for run in args.runs:
         r = ceiling(run)
-        print(f"{run:60s} {fmt(r['evaluator_real']):>6s} {fmt(r['evaluator_recon']):>6s} "
-              f"{fmt(r['conditional_accuracy']):>6s} {fmt(r['cas']):>6s}", flush=True)
+        print(f"{run:56s}" + "".join(f"{fmt(r[c]):>8s}" for c in columns), flush=True)
 
 
 if __name__ == "__main__":

@@ -141,3 +141,5 @@ def test_generation_ceiling_benchmark_reads_a_finished_run(run_dir: Path) -> Non
     assert result["conditional_accuracy"] == generation["conditional_accuracy"]
     assert result["evaluator_real"] == generation["cas_ceiling"]  # the evaluator's real test accuracy
     assert 0.0 <= result["evaluator_recon"] <= 1.0
+    assert result["fid"] == generation["fid"] and result["is"] == generation["is_mean"]
+    assert result["fid_recon"] >= 0.0 and result["is_recon"] >= 1.0 - 1e-9
