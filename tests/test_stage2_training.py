@@ -174,6 +174,8 @@ def test_raising_max_steps_continues_a_finished_run_exactly(
     before = final.stat().st_mtime_ns
     assert train_stage2(tiny_config("stage2.max_steps=4"), run_dir, data=tiny_data()) == final
     assert final.stat().st_mtime_ns == before  # the same budget again: nothing to do
+    assert stage2_module.is_finished(tiny_config("stage2.max_steps=4"), run_dir)
+    assert not stage2_module.is_finished(tiny_config("stage2.max_steps=10"), run_dir)  # as the pipeline asks
     # more steps: steps 5-6 continue from the 4-step final checkpoint, exactly as one 6-step run
     train_stage2(tiny_config("stage2.max_steps=10"), run_dir, data=tiny_data())
     extended = load_checkpoint(final)
@@ -182,6 +184,8 @@ def test_raising_max_steps_continues_a_finished_run_exactly(
     assert_same_tensors(extended["model"], straight["model"])
     assert step_records(run_dir) == step_records(straight_run)
     assert not (run_dir / "stage2" / "checkpoints" / "last.pt").exists()
+    assert stage2_module.is_finished(tiny_config("stage2.max_steps=10"), run_dir)
+    assert not stage2_module.is_finished(tiny_config(), stage1_run)  # no stage 2 at all
 
 
 def test_changed_stage1_checkpoint_is_refused(stage1_run: Path, tmp_path: Path) -> None:

@@ -148,15 +148,13 @@ def train_stage2(
         finished = load_checkpoint(final_path, STAGE)
         check_same_source(finished["source"], source, where=final_path)
         check_same_prior_config(saved_run_config(finished, final_path, STAGE), cfg, source=str(final_path))
-        done = int(finished["step"])
-        wanted = plan_steps(int(finished["data_stats"]["n_train"]), s2.batch_size, s2.epochs, s2.max_steps)
-        if done >= wanted.total_steps:
+        done, wanted = int(finished["step"]), _planned_steps(s2, finished)
+        if done >= wanted:
             log.info("stage 2 of %s is already finished: %s", run.root, final_path)
             return final_path
         # max_steps cuts the run short without changing its schedule, so the final checkpoint of a
         # shorter run is exactly the state this run has at that step: continue from it.
-        log.info("stage 2 of %s stopped at step %d: continuing to step %d", run.root, done,
-                 wanted.total_steps)
+        log.info("stage 2 of %s stopped at step %d: continuing to step %d", run.root, done, wanted)
         os.replace(final_path, last_path)
         resume = True
 
@@ -274,6 +272,24 @@ def train_stage2(
     os.replace(last_path, final_path)
     log.info("stage 2 finished: %s", final_path)
     return final_path
+
+
+def is_finished(cfg: RunConfig, run_dir: str | os.PathLike[str]) -> bool:
+    """Whether the run's stage 2 has every step ``cfg`` asks for (:func:`train_stage2` would return at once).
+
+    A final checkpoint is not enough: one stopped by a smaller ``stage2.max_steps`` is continued.
+    """
+    final_path = RunDir(run_dir).checkpoint_path(STAGE, "final")
+    if not final_path.is_file():
+        return False
+    finished = load_checkpoint(final_path, STAGE)
+    return int(finished["step"]) >= _planned_steps(cfg.stage2, finished)
+
+
+def _planned_steps(s2: Stage2Config, finished: dict[str, Any]) -> int:
+    """The steps ``s2`` plans for the training split a finished checkpoint was trained on."""
+    n_train = int(finished["data_stats"]["n_train"])
+    return plan_steps(n_train, s2.batch_size, s2.epochs, s2.max_steps).total_steps
 
 
 @dataclass

@@ -34,7 +34,7 @@ from ncvqvae.data.dataset import PreparedData
 from ncvqvae.errors import CheckpointError, DataError
 from ncvqvae.evaluation.fcn import FCN, build_fcn, fcn_outputs, train_fcn
 from ncvqvae.home import atomic_write_json, cache_dir, file_lock
-from ncvqvae.training import load_checkpoint, save_checkpoint
+from ncvqvae.training import load_checkpoint, save_checkpoint, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +152,13 @@ def _warn_if_near_chance(data: PreparedData, info: dict[str, Any]) -> None:
     chance = chance_accuracy(data.y_test, data.n_classes)
     accuracy = float(info["test_accuracy"])
     if accuracy < chance + 0.1 * (1.0 - chance):
+        recipe, n_train = info["recipe"], int(data.X_train.shape[0])
         log.warning(
             "the FCN evaluator of %s has test accuracy %.3f, near chance (%.3f, the most frequent class): "
             "FID, IS and CAS computed with it are meaningless; train it longer "
             "(evaluation.evaluator_epochs, now %s; %d training series make %d steps per epoch)",
-            data.name, accuracy, chance, info.get("recipe", {}).get("epochs", "?"), data.X_train.shape[0],
-            -(-data.X_train.shape[0] // max(int(info.get("recipe", {}).get("batch_size", 256)), 1)),
+            data.name, accuracy, chance, recipe["epochs"], n_train,
+            steps_per_epoch(n_train, int(recipe["batch_size"])),
         )
 
 

@@ -50,6 +50,7 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
     from ncvqvae.experiments.report import run_summary, write_run_report
     from ncvqvae.experiments.trackers import open_tracker
     from ncvqvae.stage1 import train_stage1
+    from ncvqvae.stage2 import is_finished as stage2_finished
     from ncvqvae.stage2 import train_stage2
 
     run = RunDir(run_dir)
@@ -67,7 +68,9 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
     tracker = open_tracker(cfg.tracker, run.root, cfg)
     try:
         data = None
-        if not (run.is_finished("stage1") and run.is_finished("stage2")):
+        # stage 2 may be finished and still have steps to do (a raised stage2.max_steps): ask it
+        stage2_done = stage2_finished(cfg, run.root)
+        if not (run.is_finished("stage1") and stage2_done):
             from ncvqvae.data.prepare import load_prepared
 
             data = load_prepared(cfg.data, seed=cfg.seed)  # one load serves both stages
@@ -75,7 +78,7 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
             log.info("stage 1: training the tokenizer (%s) in %s", cfg.stage1.method, run.root)
             train_stage1(cfg, run.root, data=data, resume=True)
         tracker.replay_stage(run.root, "stage1")
-        with _timed(run.root, "stage2", skip=run.is_finished("stage2")):
+        with _timed(run.root, "stage2", skip=stage2_done):
             log.info("stage 2: training the prior")
             train_stage2(cfg, run.root, data=data, resume=True)
         tracker.replay_stage(run.root, "stage2")
