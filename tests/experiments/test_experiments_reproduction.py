@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from ncvqvae.config import replace
-from ncvqvae.experiments.report import VARIANT_ORDER, load_anchor, nc_wins, report_blocks, to_markdown
+from ncvqvae.experiments.report import (
+    THESIS_TABLES,
+    VARIANT_ORDER,
+    load_anchor,
+    nc_wins,
+    report_blocks,
+    thesis_table,
+    to_markdown,
+)
 from ncvqvae.experiments.sweep import Variant, load_sweep
 
 THESIS_VARIANTS = VARIANT_ORDER  # baseline, then bt_* and vibcreg_* × warp, slice, gauss
@@ -52,6 +60,26 @@ def test_nc_wins_counts_best_nc_variant_per_dataset_with_direction() -> None:
     # On ECG5000 and Mallat the thesis has NC ahead on KNN on both.
     assert (wins.at["knn", "thesis_same"], wins.at["knn", "thesis_same_n"]) == (2, 2)
     assert "fid" not in wins.index  # no FID measured: no row
+
+
+def test_differences_the_tables_cannot_show_are_ties_not_wins() -> None:
+    # Mallat's IS at this budget: 1.000 for every variant, apart by 1e-9 (float noise, not a win).
+    df = _frame(
+        [
+            ("Mallat", "baseline", 0, {"is": 1.0, "fid": 5.0}),
+            ("Mallat", "bt_warp", 0, {"is": 1.0 + 1e-9, "fid": 5.0 - 1e-6}),
+            ("Mallat", "vibcreg_warp", 0, {"is": 1.0 + 2e-9, "fid": 4.999}),
+        ]
+    )
+    wins = nc_wins(df).set_index("metric")
+    assert wins.at["is", "ours"] == 0  # a tie at the printed precision
+    assert wins.at["fid", "ours"] == 1  # 4.999 < 5.000 shows in the table: a win
+    long = thesis_table(df, next(t for t in THESIS_TABLES if t.metric == "is" and t.agg == "mean"))
+    assert long["best"].all()  # all three print 1.000: all tied for best
+    long = thesis_table(df, next(t for t in THESIS_TABLES if t.metric == "fid" and t.agg == "mean"))
+    assert long.set_index("variant")["best"].to_dict() == {
+        "baseline": False, "bt_warp": False, "vibcreg_warp": True
+    }
 
 
 def test_report_has_the_counts_table() -> None:

@@ -264,6 +264,8 @@ def anchor_value(anchor: pd.DataFrame | None, dataset: str, column: str) -> floa
     return None if pd.isna(value) else float(value)
 
 
+DIGITS = 3  # decimals of every number in the thesis-style tables
+
 # "NC beats the baseline" counts (issue 7): per metric, its mean-over-seeds anchor table and column suffix.
 WIN_METRICS = (
     ("recon", "table1_recon_mean.csv", ""),
@@ -276,11 +278,15 @@ WIN_METRICS = (
 
 
 def _nc_beats(base: float | None, nc: Sequence[float | None], better: str) -> bool | None:
-    """Whether the best NC value beats the baseline's (None when either side is missing)."""
-    values = [v for v in nc if v is not None and not math.isnan(v)]
+    """Whether the best NC value beats the baseline's (None when either side is missing).
+
+    Values are compared at the tables' precision: a difference the tables cannot show (Mallat's IS of
+    1.000 for every variant, apart by 1e-9) is a tie, not a win.
+    """
+    values = [_shown(v) for v in nc if v is not None and not math.isnan(v)]
     if base is None or math.isnan(base) or not values:
         return None
-    return min(values) < base if better == "lower" else max(values) > base
+    return min(values) < _shown(base) if better == "lower" else max(values) > _shown(base)
 
 
 def nc_wins(df: pd.DataFrame) -> pd.DataFrame:
@@ -374,19 +380,26 @@ def thesis_table(df: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=["dataset", "variant", "value", "std", "n", "anchor", "diff"])
     if out.empty:
         return out.assign(best=pd.Series(dtype=bool))
-    pick = out.groupby("dataset")["value"].transform("min" if better == "lower" else "max")
-    out["best"] = (out["value"] == pick) & (out.groupby("dataset")["value"].transform("count") > 1)
+    # Best at the tables' precision: variants that print the same value are tied, and all are bold.
+    shown = out["value"].map(_shown)
+    pick = shown.groupby(out["dataset"]).transform("min" if better == "lower" else "max")
+    out["best"] = (shown == pick) & (out.groupby("dataset")["value"].transform("count") > 1)
     return out
 
 
-def _fmt(value: float, digits: int = 3) -> str:
+def _shown(value: float) -> float:
+    """A value at the precision the tables print it (ties and wins are decided there)."""
+    return round(float(value), DIGITS)
+
+
+def _fmt(value: float, digits: int = DIGITS) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{value:.{digits}f}"
 
 
 def _table_block(
-    long: pd.DataFrame, variants: Sequence[str], digits: int = 3
+    long: pd.DataFrame, variants: Sequence[str], digits: int = DIGITS
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a thesis table: one row per dataset, one column per variant."""
     header = ["dataset", *variants]
@@ -622,7 +635,8 @@ def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: s
         (
             "p",
             "Best variant per dataset in **bold** (lower is better for reconstruction and FID, "
-            "higher for the rest); mean ± std over seeds; in brackets the thesis value (4 seeds, "
+            "higher for the rest; variants that print the same value are tied, all bold); "
+            "mean ± std over seeds; in brackets the thesis value (4 seeds, "
             "1000 + 1000 epochs) and the difference, where the thesis reports that dataset and variant.",
         )
     )
