@@ -398,10 +398,9 @@ def _fmt(value: float, digits: int = DIGITS) -> str:
     return f"{value:.{digits}f}"
 
 
-def _table_block(
-    long: pd.DataFrame, variants: Sequence[str], digits: int = DIGITS
-) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a thesis table: one row per dataset, one column per variant."""
+def _table_block(long: pd.DataFrame, variants: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a thesis table: one row per dataset, one column per variant, at ``DIGITS``
+    decimals (the precision ``thesis_table`` decides the best at)."""
     header = ["dataset", *variants]
     rows = []
     for dataset, group in long.groupby("dataset", sort=False):
@@ -412,13 +411,13 @@ def _table_block(
             if r is None:
                 row.append("")
                 continue
-            text = _fmt(r.value, digits)
+            text = _fmt(r.value)
             if not math.isnan(r.std):
-                text += f" ± {_fmt(r.std, digits)}"
+                text += f" ± {_fmt(r.std)}"
             if r.best:
                 text = f"**{text}**"
             if not math.isnan(r.anchor):
-                text += f" (thesis {_fmt(r.anchor, digits)}, Δ {r.diff:+.{digits}f})"
+                text += f" (thesis {_fmt(r.anchor)}, Δ {r.diff:+.{DIGITS}f})"
             row.append(text)
         rows.append(row)
     return header, rows
