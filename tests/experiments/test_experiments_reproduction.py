@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ncvqvae.config import replace
+from ncvqvae.data.catalog import lookup
 from ncvqvae.experiments.report import (
     THESIS_TABLES,
     VARIANT_ORDER,
@@ -204,6 +205,21 @@ def test_reproduction_gpu_sweep_runs_on_cuda_with_thesis_networks() -> None:
     for cell in spec.cells():
         cfg = spec.cell_config(cell)
         assert cfg.device == "cuda" and cfg.stage1.projector_dim == 4096
+
+
+def test_the_gpu_mallat_sweep_is_the_thesis_budget_for_all_seven_variants() -> None:
+    spec = load_sweep("reproduction-gpu-mallat")
+    assert tuple(v.name for v in spec.variants) == tuple(THESIS_VARIANTS)
+    mallat = lookup("Mallat")
+    for cell in spec.cells():
+        cfg = spec.cell_config(cell)
+        assert cfg.device == "cuda" and cfg.stage1.projector_dim == 4096
+        assert (cfg.stage1.epochs, cfg.stage2.epochs, cfg.evaluation.evaluator_epochs) == (1000, 1000, 1000)
+        assert cfg.stage1.max_steps is None and cfg.stage2.max_steps is None
+        ev = cfg.evaluation
+        assert ev.cas and ev.cas_epochs in (None, 1000) and ev.n_samples is None
+        # the sweep file's claim: fewer training series than one batch, so an epoch is one step
+        assert mallat.n_train < min(cfg.stage1.batch_size, cfg.stage2.batch_size, ev.evaluator_batch_size)
 
 
 # --------------------------------------------------------------------------------------------------

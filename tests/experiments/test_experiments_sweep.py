@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -249,6 +251,22 @@ def test_worker_processes_run_cells_in_parallel_and_skip_on_rerun(tmp_path: Path
     pids = {json.loads((c.run_dir(tmp_path) / DONE_NAME).read_text())["summary"]["pid"] for c in spec.cells()}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2  # ran in the worker processes
     assert run_sweep(spec, tmp_path, progress=False, cell_fn=fake_cell, evaluator_fn=None)["results"] == []
+
+
+def interrupted_cell(cfg: RunConfig, run_dir: Path, *, progress: bool = False) -> dict:
+    """Counts its calls, then gets Ctrl-C (SIGINT) in its worker process, as every worker does."""
+    (run_dir / "calls.txt").write_text("x")
+    time.sleep(0.5)  # both workers have taken a cell, and the pool has queued the next ones
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+    raise AssertionError("SIGINT did not interrupt the cell")
+
+
+def test_ctrl_c_stops_the_worker_processes_before_the_queued_cells(tmp_path: Path) -> None:
+    spec = with_overrides(_spec(seeds=[0]), workers=2)  # 4 cells; the pool queues 3 beyond the running ones
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, tmp_path, progress=False, cell_fn=interrupted_cell, evaluator_fn=None)
+    assert sum(_calls(c.run_dir(tmp_path)) for c in spec.cells()) <= 2
 
 
 def test_a_cell_locked_by_another_process_is_not_run_twice(tmp_path: Path) -> None:

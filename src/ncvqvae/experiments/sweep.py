@@ -575,9 +575,19 @@ def _set_threads(threads: float | None) -> None:
         torch.set_num_threads(max(1, int(threads)))
 
 
+_interrupted = False  # set in a worker process once Ctrl-C (SIGINT) reached it
+
+
+def _on_interrupt(signum: int, frame: object) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def _worker_init(threads: int) -> None:
-    """Worker-process start: share the cores, and die with the sweep process (even on kill -9)."""
+    """Worker-process start: share the cores, remember an interrupt, die with the sweep (even on kill -9)."""
     _set_threads(threads)
+    signal.signal(signal.SIGINT, _on_interrupt)
     if sys.platform.startswith("linux"):  # PR_SET_PDEATHSIG: no orphaned workers after a kill -9
         try:
             ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
@@ -840,6 +850,18 @@ def _run_inline(jobs, evaluator_jobs, live, cell_fn, evaluator_fn) -> list[dict[
     return results
 
 
+def _pool_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a task in a worker process, unless Ctrl-C already reached this worker.
+
+    Ctrl-C reaches every worker, and each hands its ``KeyboardInterrupt`` back as its task's result; but
+    the pool has already passed a worker the next task, which ``cancel_futures`` cannot take back, so
+    without this the interrupted sweep would wait for that whole cell before it stops.
+    """
+    if _interrupted:
+        raise KeyboardInterrupt("the sweep was interrupted before this task started")
+    return fn(*args, **kwargs)
+
+
 def _run_pool(jobs, evaluator_jobs, workers, live, cell_fn, evaluator_fn) -> list[dict[str, Any]]:  # noqa: ANN001
     threads = max(1, (os.cpu_count() or 1) // workers)
     results = []
@@ -849,12 +871,13 @@ def _run_pool(jobs, evaluator_jobs, workers, live, cell_fn, evaluator_fn) -> lis
     ) as pool:
         try:
             evaluators = [
-                pool.submit(_evaluator_task, cfg_dict, evaluator_fn, None) for _, cfg_dict in evaluator_jobs
+                pool.submit(_pool_call, _evaluator_task, cfg_dict, evaluator_fn, None)
+                for _, cfg_dict in evaluator_jobs
             ]
             wait(evaluators)
             futures = {}
             for key, cfg_dict, run_dir in jobs:
-                futures[pool.submit(run_cell, cfg_dict, run_dir, cell_fn=cell_fn)] = key
+                futures[pool.submit(_pool_call, run_cell, cfg_dict, run_dir, cell_fn=cell_fn)] = key
             for key in list(futures.values())[:workers]:
                 live.started(key)
             pending = set(futures)
