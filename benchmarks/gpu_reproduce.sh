@@ -4,7 +4,7 @@
 #
 #   benchmarks/gpu_reproduce.sh pack   (here, with the datasets fetched: `ncvqvae data fetch Mallat FordA
 #                                       FordB ElectricDevices`) packs their UCR files into runs/ucr-pack.tgz
-#                                       (~30 MB; runs/ is git-ignored, so name it in the device's carry)
+#                                       (~36 MB; runs/ is git-ignored, so name it in the device's carry)
 #   benchmarks/gpu_reproduce.sh        (on the GPU machine) installs what is missing, unpacks the data, runs
 #                                       the sweeps one after the other, prints their reports, and leaves
 #                                       under ${OUT:-./out}: log.txt, environment.txt, results.tgz (each
@@ -119,8 +119,10 @@ for sweep in $SWEEPS; do
 done
 
 # --- the reports of whatever finished, printed, and packed with the run directories (no checkpoints)
+existing=()
 for runs in "${run_dirs[@]}"; do
   [[ -d "$runs" ]] || continue
+  existing+=("$runs")
   if "$PY" -c "$CLI" report "$runs" --no-figures --title "Reproduction on GPU ($(basename "$runs"))" >/dev/null; then
     cat "$runs/report.md"
   else
@@ -132,8 +134,6 @@ for runs in "${run_dirs[@]}"; do
     [[ -f "$t" ]] && echo "${t#"$RUNS_ROOT"/} $(tr -d ' \n' < "$t")"
   done
 done
-existing=()
-for runs in "${run_dirs[@]}"; do [[ -d "$runs" ]] && existing+=("$runs"); done
 if (( ${#existing[@]} )); then
   tar -czf "$OUT/results.tgz" --exclude=checkpoints --exclude='*.lock' "${existing[@]}"
 fi

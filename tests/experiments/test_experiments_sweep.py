@@ -254,7 +254,7 @@ def test_worker_processes_run_cells_in_parallel_and_skip_on_rerun(tmp_path: Path
 
 
 def interrupted_cell(cfg: RunConfig, run_dir: Path, *, progress: bool = False) -> dict:
-    """Counts its calls, then gets Ctrl-C (SIGINT) in its worker process, as every worker does."""
+    """Marks its cell as started, then gets Ctrl-C (SIGINT) in its worker process, as every worker does."""
     (run_dir / "calls.txt").write_text("x")
     time.sleep(0.5)  # both workers have taken a cell, and the pool has queued the next ones
     os.kill(os.getpid(), signal.SIGINT)
