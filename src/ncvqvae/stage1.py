@@ -344,8 +344,11 @@ def model_from_config(config: dict[str, Any]) -> Any:
 def resolve_stage1_checkpoint(run_dir_or_checkpoint: str | os.PathLike[str]) -> Path:
     """The stage-1 checkpoint of a run: ``final.pt``, else ``last.pt`` (with a warning), or a file given.
 
+    A run made by ``train stage2 --out`` has no stage 1 of its own: its ``stage2/source.json`` names
+    the stage-1 checkpoint its prior was trained on, and that one is returned.
+
     Raises:
-        CheckpointError: neither exists.
+        CheckpointError: neither exists (nor a recorded one).
     """
     path = Path(run_dir_or_checkpoint)
     if path.is_file():
@@ -356,8 +359,14 @@ def resolve_stage1_checkpoint(run_dir_or_checkpoint: str | os.PathLike[str]) -> 
         if (root / "last.pt").is_file():
             log.warning("%s: stage 1 is not finished; using %s", path, root / "last.pt")
             return root / "last.pt"
+    if path.is_dir():
+        recorded = RunDir(path).recorded_stage1_checkpoint()  # a stage-2 run whose stage 1 lives elsewhere
+        if recorded is not None:
+            return recorded
     expected = path / STAGE / "checkpoints" / "final.pt"
-    raise CheckpointError(f"{path}: no stage-1 checkpoint (expected {expected})")
+    raise CheckpointError(
+        f"{path}: no stage-1 checkpoint (expected {expected}, or stage2/source.json naming one)"
+    )
 
 
 def load_stage1_checkpoint(

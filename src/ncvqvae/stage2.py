@@ -42,6 +42,7 @@ from ncvqvae.home import atomic_write_json
 from ncvqvae.maskgit import MASKING_CONVENTIONS, draw_mask, masked_token_loss, sample_categorical
 from ncvqvae.models.prior import PRIOR_VARIANTS, BidirectionalTransformer
 from ncvqvae.training import (
+    STAGE2_SOURCE_FILE,
     MetricsLog,
     RunDir,
     StepLog,
@@ -55,6 +56,7 @@ from ncvqvae.training import (
     pick_device,
     plan_steps,
     progress,
+    recorded_checkpoint,
     refuse_changed_fields,
     restore_loop_state,
     save_checkpoint,
@@ -66,7 +68,7 @@ from ncvqvae.training import (
 log = logging.getLogger(__name__)
 
 STAGE = "stage2"
-SOURCE_FILE = "source.json"
+SOURCE_FILE = STAGE2_SOURCE_FILE
 
 # Config fields that never change the trained prior: a resumed (or finished) run may be invoked with
 # other values. The decoding defaults only matter when sampling.
@@ -667,10 +669,9 @@ def load_generator(
 
 
 def _recorded_stage1_path(saved: dict[str, Any], run_root: Path, where: Path) -> Path:
-    relative = run_root / saved["stage1_checkpoint_relative"]
-    for candidate in (relative, Path(saved["stage1_checkpoint"])):
-        if candidate.is_file():
-            return candidate
+    found = recorded_checkpoint(saved, run_root)
+    if found is not None:
+        return found
     raise CheckpointError(
         f"{where}: the stage-1 checkpoint this prior was trained on is missing ({saved['stage1_checkpoint']})"
     )

@@ -308,6 +308,30 @@ def refuse_changed_fields(old: Mapping[str, Any], new: Mapping[str, Any], *, sou
 # Run directories
 # --------------------------------------------------------------------------------------------------
 
+#: In ``<run>/stage2/``: the record of the stage-1 checkpoint the prior was trained on (see stage2.py).
+STAGE2_SOURCE_FILE = "source.json"
+
+
+def recorded_checkpoint(record: Mapping[str, Any], run_root: Path) -> Path | None:
+    """The stage-1 checkpoint a stage-2 source record names, or ``None`` when it is not there.
+
+    The path relative to the run directory is tried first, so that a moved tree of runs still finds its
+    stage 1, then the absolute one.
+
+    Args:
+        record: a ``stage2/source.json`` record (``stage1_checkpoint``, ``stage1_checkpoint_relative``).
+        run_root: the stage-2 run directory the relative path starts from.
+    """
+    candidates = []
+    if record.get("stage1_checkpoint_relative"):
+        candidates.append(Path(run_root) / record["stage1_checkpoint_relative"])
+    if record.get("stage1_checkpoint"):
+        candidates.append(Path(record["stage1_checkpoint"]))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
 
 @dataclass
 class RunDir:
@@ -348,6 +372,44 @@ class RunDir:
 
     def is_finished(self, stage: str) -> bool:
         return (self.root / stage / "checkpoints" / "final.pt").is_file()
+
+    @property
+    def source_path(self) -> Path:
+        """``stage2/source.json``: which stage-1 checkpoint the run's prior was trained on."""
+        return self.root / "stage2" / STAGE2_SOURCE_FILE
+
+    def recorded_stage1_checkpoint(self) -> Path | None:
+        """The stage-1 checkpoint named by ``stage2/source.json`` (a run whose stage 1 lives elsewhere).
+
+        Returns:
+            The checkpoint file (resolved), or ``None`` when the run has no such record or the record
+            names no checkpoint (a prior trained on a tokenizer passed without one).
+
+        Raises:
+            CheckpointError: the record is not valid JSON, or the checkpoint it names is missing.
+        """
+        if not self.source_path.is_file():
+            return None
+        try:
+            record = json.loads(self.source_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{self.source_path}: not valid JSON ({err})") from err
+        if not record.get("stage1_checkpoint"):
+            return None
+        found = recorded_checkpoint(record, self.root)
+        if found is None:
+            raise CheckpointError(
+                f"{self.source_path}: the stage-1 checkpoint of this run is missing "
+                f"({record['stage1_checkpoint']}, relative {record.get('stage1_checkpoint_relative')})"
+            )
+        return found
+
+    def stage1_dir(self) -> Path:
+        """The folder of the run's stage 1: ``<root>/stage1``, or the one ``stage2/source.json`` names."""
+        if (self.root / "stage1" / "checkpoints").is_dir():
+            return self.root / "stage1"
+        recorded = self.recorded_stage1_checkpoint()
+        return recorded.parent.parent if recorded is not None else self.root / "stage1"
 
     def write_config(self, cfg: RunConfig) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -74,3 +74,29 @@ def test_sample_errors_are_one_line(
     assert err.startswith("error:") and "label" in err
     assert main(["sample", "--run", str(tmp_path), "--n", "3", "--out", str(tmp_path / "x.npz")]) == 2
     assert "stage-2 checkpoint" in capsys.readouterr().err
+
+
+EVALUATE_TINY = [
+    "--no-progress", "--no-figures", "--device", "cpu", "--set", "evaluation.evaluator_epochs=1",
+    "--set", "evaluation.cas_epochs=1", "--set", "evaluation.n_samples=16",
+    "--set", "evaluation.cas_min_samples=16", "--set", "evaluation.bootstrap=0",
+]
+
+
+def test_a_stage2_run_with_its_stage1_elsewhere_is_a_run_for_every_command(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, bug 2: `train stage2 --out s2` makes a run that evaluate, evaluate stage1 and sample read."""
+    s2 = tmp_path / "s2"
+    assert main(["train", "stage2", "--stage1", str(run_dir), "--out", str(s2), *STAGE2]) == 0
+    assert not (s2 / "stage1").exists()  # its stage 1 lives in run_dir; stage2/source.json says so
+    capsys.readouterr()
+    assert main(["evaluate", "stage1", "--run", str(s2), "--device", "cpu"]) == 0
+    assert "knn_accuracy" in capsys.readouterr().out
+    assert main(["evaluate", "--run", str(s2), *EVALUATE_TINY]) == 0
+    assert "FID" in capsys.readouterr().out
+    results = yaml.safe_load((s2 / "results.json").read_text())
+    assert {"stage1", "generation"} <= set(results)
+    assert results["stage1"]["checkpoint"] == str((run_dir / "stage1" / "checkpoints" / "final.pt").resolve())
+    sample = ["sample", "--run", str(s2), "--n", "2", "--steps", "2", "--out", str(tmp_path / "x.npz")]
+    assert main(sample) == 0

@@ -391,7 +391,9 @@ def _draw_figures(
             )
         )
     if "loss_curves.png" in wanted:
-        metrics = {stage: read_metrics(run.root / stage / "metrics.jsonl") for stage in ("stage1", "stage2")}
+        # stage 1 may live in another run directory (train stage2 --out): its stage2/source.json says where
+        folders = {"stage1": run.stage1_dir(), "stage2": run.root / "stage2"}
+        metrics = {stage: read_metrics(folder / "metrics.jsonl") for stage, folder in folders.items()}
         written.append(figures.plot_loss_curves(metrics, folder / "loss_curves.png", title=run.root.name))
     log.info("%s: wrote %d figure(s) to %s", run.root, len(written), folder)
     return written
