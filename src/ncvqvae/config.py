@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -304,7 +305,7 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
     Values are parsed as YAML scalars/lists, so ``1e-3``, ``true``, ``null`` and ``[a, b]`` work.
     """
-    nested: dict[str, Any] = {}
+    values: list[tuple[str, Any]] = []
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set: expected key=value, got {item!r}")
@@ -316,14 +317,29 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as err:
             raise ConfigError(f"--set: cannot parse the value of {key!r} ({err})") from err
+        values.append((key, value))
+    return nest(values, source="--set")
+
+
+def nest(values: Iterable[tuple[str, Any]] | Mapping[str, Any], *, source: str = "config") -> dict[str, Any]:
+    """Turn dotted names and values into nested dicts: ``{"stage1.lr": 3e-4}`` → ``{"stage1": {"lr": 3e-4}}``.
+
+    The values are kept as they are (no parsing), so a typed CLI flag reaches the config as typed.
+
+    Args:
+        values: (dotted name, value) pairs, or a mapping of them.
+        source: named in the error when two names conflict (``--set``, "command-line flags").
+    """
+    nested: dict[str, Any] = {}
+    for key, value in values.items() if isinstance(values, Mapping) else values:
         node = nested
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set: {key!r} conflicts with another override")
+                raise ConfigError(f"{source}: {key!r} conflicts with another override")
         if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
-            raise ConfigError(f"--set: {key!r} conflicts with another override")
+            raise ConfigError(f"{source}: {key!r} conflicts with another override")
         node[parts[-1]] = value
     return nested
 
@@ -359,8 +375,18 @@ def resolve_config(
     files: list[str | Path] | tuple[str | Path, ...] = (),
     overrides: list[str] | tuple[str, ...] = (),
     base: dict[str, Any] | None = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> RunConfig:
-    """Build a :class:`RunConfig`: defaults ← base ← preset ← files ← ``--set`` overrides."""
+    """Build a :class:`RunConfig`: defaults ← base ← preset ← files ← ``fields`` ← ``--set`` overrides.
+
+    Args:
+        preset: a shipped preset name.
+        files: YAML config files, applied in order.
+        overrides: ``key=value`` strings whose values are parsed as YAML (the CLI's ``--set``).
+        base: nested dicts below everything else (e.g. an existing run's config).
+        fields: dotted name → value, used as given (the CLI's typed flags: ``--dataset "x #1.tsv"``
+            stays ``"x #1.tsv"``; ``None`` values are left out).
+    """
     data: dict[str, Any] = dict(base or {})
     if preset:
         data = merge(data, load_preset(preset))
@@ -369,6 +395,10 @@ def resolve_config(
         file_data = load_yaml(path)
         from_dict(RunConfig, merge(data, file_data), source=str(path))
         data = merge(data, file_data)
+    given = {k: v for k, v in (fields or {}).items() if v is not None}
+    if given:
+        data = merge(data, nest(given, source="command-line flags"))
+        from_dict(RunConfig, data, source="command-line flags")
     if overrides:
         data = merge(data, parse_overrides(overrides))
     return from_dict(RunConfig, data, source="--set" if overrides else "config")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ncvqvae.cli import main
+from ncvqvae.cli import build_parser, main
+from ncvqvae.cli.run import run_config
 from ncvqvae.config import resolve_config
 from ncvqvae.experiments.pipeline import DONE_NAME
 from ncvqvae.experiments.report import flatten
@@ -174,3 +175,15 @@ def test_report_command_over_a_folder_of_runs(
     assert (
         "| twopatterns |" in md and "bt_slice" in md and "(thesis 0.184" in md
     )  # Table 1, TwoPatterns bt_slice
+
+
+@pytest.mark.parametrize("dataset", ["data/x #1.tsv", "a: b.tsv", "[x].tsv", "null", "true", "007"])
+def test_typed_flags_reach_the_config_as_typed(dataset: str) -> None:
+    """Issue 16, bug 3: a flag's value is not re-parsed as YAML (only --set values are)."""
+    argv = ["run", "--dataset", dataset, "--data-dir", "d #2", "--aug", "warp,slice", "--seed", "3"]
+    cfg = run_config(build_parser().parse_args([*argv, "--set", "stage1.lr=3e-4"]))
+    assert cfg.data.dataset == dataset and cfg.data.data_dir == "d #2"
+    assert cfg.stage1.augmentation.names == ("warp", "slice") and cfg.seed == 3 and cfg.stage1.lr == 3e-4
+    # --set still wins over a flag, and still parses YAML
+    cfg = run_config(build_parser().parse_args([*argv, "--set", "seed=4", "--set", "data.dataset=b.tsv #c"]))
+    assert cfg.seed == 4 and cfg.data.dataset == "b.tsv"

@@ -30,18 +30,11 @@ def config_from_args(args: argparse.Namespace, *, base: dict | None = None, **fi
     Explicit flags (``fields``, dotted names, ``None`` = not given) win over files but lose to ``--set``;
     ``base`` (nested dicts, e.g. an existing run's config) sits below everything else.
     """
-    explicit = [f"{k}={_yaml_scalar(v)}" for k, v in fields.items() if v is not None]
+    # The flags' values are used as typed (argparse already made ints of --seed); only --set is YAML.
     return resolve_config(
         base=base,
         preset=getattr(args, "preset", None),
         files=getattr(args, "config", []) or [],
-        overrides=[*explicit, *(getattr(args, "overrides", []) or [])],
+        fields=fields,
+        overrides=getattr(args, "overrides", []) or [],
     )
-
-
-def _yaml_scalar(value: object) -> str:
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(str(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
