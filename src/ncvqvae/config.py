@@ -144,6 +144,19 @@ class EvaluationConfig:
     cas_min_samples: int = 1000
     cas_epochs: int | None = None  # None = evaluator_epochs
     cas_mode: str = "clean"  # "clean" (final test accuracy) or "legacy" (EMA of batch accuracies)
+    # beyond the thesis (issue 17; docs/evaluation.md): the cheap ones on, the expensive ones off
+    kid: bool = True  # KID (unbiased MMD², cubic kernel) with its subset interval, next to FID and cFID
+    kid_subsets: int = 100  # subsets per KID
+    kid_subset_size: int = 1000  # series per side and subset, at most half the smaller set
+    prdc: bool = True  # precision / recall / density / coverage (Naeem et al. 2020), overall and per class
+    prdc_k: int = 5  # the k of the k-NN balls
+    memorisation: bool = True  # nearest-training-series distances of samples vs real test series
+    memorisation_quantile: float = 0.05  # threshold = this quantile of the test-to-train distances
+    minirocket_fid: bool = False  # evaluator-free FID on MiniRocket features (needs aeon: [minirocket])
+    minirocket_kernels: int = 10000  # MiniRocket n_kernels (kernel seed 0, one feature space per dataset)
+    utility: bool = False  # FCNs on real / real + jitter & window warp / real + synthetic, on real test
+    utility_epochs: int | None = None  # None = cas_epochs, then evaluator_epochs
+    utility_ratio: float = 1.0  # synthetic (and augmented) series added per real train series
     # probes
     knn_k: int = 5
     svm_c: float = 1.0

@@ -68,6 +68,17 @@ def test_evaluate_run_writes_every_metric_and_figure(run_dir: Path) -> None:
     assert gen["fid_ci95"][0] <= gen["fid_ci95"][1] and gen["is_ci95"][0] <= gen["is_ci95"][1]
     assert len(gen["cfid"]) == 4 and all(v is None or v >= 0 for v in gen["cfid"].values())
     assert 0.0 <= gen["cas"] <= 1.0 and gen["cas"] == gen["cas_clean"] and gen["cas_legacy"] is None
+    # beyond the thesis (issue 17): the cheap extras are on by default, the expensive ones off
+    assert gen["kid_ci95"][0] <= gen["kid_ci95"][1] and gen["kid_std"] >= 0
+    assert isinstance(gen["real_kid_train_test"], float) and len(gen["ckid"]) == 4
+    assert {"precision", "recall", "density", "coverage"} <= set(gen["prdc"]) and gen["prdc"]["k"] == 5
+    assert all(0.0 <= gen["prdc"][m] <= 1.0 for m in ("precision", "recall", "coverage"))
+    for space in ("features", "series"):
+        memo = gen["memorisation"][space]
+        assert 0.0 <= memo["fraction"] <= 1.0 and isinstance(memo["flagged"], bool), space
+        assert memo["n_generated"] == 24 and memo["n_test"] == 24 and memo["n_train"] == 32
+    assert gen["fid_minirocket"] is None and gen["utility"] is None
+    assert {"kid", "prdc", "memorisation"} <= set(gen["seconds"])
     assert gen["cas_ceiling"] == gen["evaluator"]["test_accuracy"]
     protocol = gen["protocol"]
     assert protocol["n_real"] == 24 and protocol["n_fake"] == 24 and protocol["n_fake_fid"] == 24
@@ -143,3 +154,19 @@ def test_generation_ceiling_benchmark_reads_a_finished_run(run_dir: Path) -> Non
     assert 0.0 <= result["evaluator_recon"] <= 1.0
     assert result["fid"] == generation["fid"] and result["is"] == generation["is_mean"]
     assert result["fid_recon"] >= 0.0 and result["is_recon"] >= 1.0 - 1e-9
+
+
+def test_augmentation_utility_and_switches_in_the_pipeline(run_dir: Path) -> None:
+    """utility on (one-epoch FCNs), the cheap extras off: their keys are null, the rest is unchanged."""
+    from ncvqvae.config import replace
+    from ncvqvae.training import RunDir
+
+    base = RunDir(run_dir).read_config().evaluation
+    cfg = replace(base, utility=True, utility_epochs=1, kid=False, prdc=False, memorisation=False)
+    gen = evaluate_run(run_dir, cfg=cfg, run_cas=False, figures=False, progress=False)["generation"]
+    utility = gen["utility"]
+    assert utility["n_real"] == 32 and utility["n_extra"] == 32 and utility["epochs"] == 1
+    assert all(0.0 <= utility[k] <= 1.0 for k in ("real", "real_augmented", "real_synthetic"))
+    assert gen["kid"] is None and gen["prdc"] is None and gen["memorisation"] is None
+    assert "utility" in gen["seconds"] and "kid" not in gen["seconds"]
+    assert gen["protocol"]["evaluation"]["utility"] is True

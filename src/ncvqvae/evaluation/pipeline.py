@@ -13,6 +13,10 @@ experiment pipeline call it). In order:
 6. a class-conditional set in the train split's class proportions, at least ``cas_min_samples``:
    per-class FID (cFID) and CAS (a fresh FCN trained on it, accuracy on the real test split), with the
    evaluator's own test accuracy as the ceiling;
+   beyond the thesis (issue 17, each switchable in ``evaluation.*``): KID next to FID and cFID,
+   precision / recall / density / coverage, the memorisation check (nearest-training-series distances),
+   the evaluator-free MiniRocket FID and the augmentation utility (FCNs on real, real + simple
+   augmentation, real + synthetic series), see :func:`beyond_thesis`;
 7. the stage-1 numbers (reconstruction, probes) via :func:`ncvqvae.evaluation.stage1.evaluate_stage1_run`
    when ``results.json`` lacks them;
 8. ``results.json["generation"]`` (read-modify-write under a file lock, atomic) and the figures in
@@ -43,7 +47,17 @@ from ncvqvae.errors import DataError
 from ncvqvae.evaluation.cas import cas, cas_class_counts, cas_labels
 from ncvqvae.evaluation.evaluator import evaluator_recipe, get_evaluator
 from ncvqvae.evaluation.fcn import FCNOutputs, fcn_outputs
-from ncvqvae.evaluation.metrics import bootstrap_ci, class_fid, fid, inception_score
+from ncvqvae.evaluation.metrics import (
+    bootstrap_ci,
+    class_fid,
+    class_kid,
+    fid,
+    fid_from_samples,
+    inception_score,
+    kid,
+    kid_subset_size,
+)
+from ncvqvae.evaluation.neighbours import class_prdc, memorisation, prdc, znormalise_series
 from ncvqvae.training import RunDir, derive_seed, file_sha256, make_generator, pick_device, read_metrics
 
 log = logging.getLogger(__name__)
@@ -60,6 +74,7 @@ FIGURE_NAMES = (
 MIN_FAKE = 256  # SPEC §5: at least 256 unconditional samples
 FIGURE_SAMPLES_PER_CLASS = 50  # series per panel of the per-class figure (thesis Figs. 12–18)
 EVALUATOR_SEED = 0  # one evaluator per dataset, shared by every run and seed
+MINIROCKET_SEED = 0  # one MiniRocket feature space per dataset, shared by every run and seed
 
 
 def prepare_evaluator(cfg: RunConfig, *, device: str | torch.device | None = None) -> dict[str, Any]:
@@ -207,6 +222,27 @@ def _evaluate(
     timings["metrics"] = time.perf_counter() - start
 
     cas_epochs = ecfg.cas_epochs if ecfg.cas_epochs is not None else ecfg.evaluator_epochs
+    generation.update(
+        beyond_thesis(
+            ecfg,
+            real=real,
+            fake=fake,
+            n_fake_fid=n_fake_fid,
+            out_real=out_real,
+            out_train=out_train,
+            out_fake=out_fake,
+            out_cond=out_cond,
+            y_cond=labels,
+            data=data,
+            names=names,
+            seed=seed,
+            timings=timings,
+            sampler=lambda n, classes: _draw(model, n, classes, seed, "utility", ecfg.sample_batch_size),
+            default_epochs=cas_epochs,
+            device=device,
+            progress=progress,
+        )
+    )
     if ecfg.cas:
         start = time.perf_counter()
         log.info(
@@ -248,6 +284,15 @@ def _evaluate(
         "ci": f"{ecfg.bootstrap} bootstrap resamples, percentile 95%" if ecfg.bootstrap else "off",
         "cas_epochs": int(cas_epochs),
         "cas_recipe": "evaluator recipe (AdamW, cosine per step, last epoch), fresh FCN",
+        "kid": f"unbiased MMD², kernel (x·y/D + 1)³, {ecfg.kid_subsets} subsets of at most "
+        f"{ecfg.kid_subset_size} (at most half the smaller set), interval = 2.5–97.5% of the subsets"
+        if ecfg.kid
+        else "off",
+        "prdc_k": int(ecfg.prdc_k) if ecfg.prdc else None,
+        "memorisation": "Euclidean nearest-training distances of the unconditional samples vs the real set, "
+        "FCN features and per-series z-normalised series"
+        if ecfg.memorisation
+        else "off",
     }
     generation["seconds"] = {k: round(v, 3) for k, v in timings.items()}
     log.info(
@@ -260,6 +305,190 @@ def _evaluate(
         info["test_accuracy"],
     )
     return generation, _Sets(fake=fake, cond=cond, y_cond=labels)
+
+
+def beyond_thesis(
+    ecfg: EvaluationConfig,
+    *,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    n_fake_fid: int,
+    out_real: FCNOutputs,
+    out_train: FCNOutputs,
+    out_fake: FCNOutputs,
+    out_cond: FCNOutputs,
+    y_cond: torch.Tensor,
+    data: PreparedData,
+    names: list[str],
+    seed: int,
+    timings: dict[str, float],
+    sampler: Any,
+    default_epochs: int,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The metrics the thesis does not report (issue 17), each switched by its ``evaluation`` field.
+
+    KID is computed on the FID sets (real vs the first ``n_fake_fid`` samples) and per class on the
+    conditional set, like cFID; PRDC likewise; memorisation compares every unconditional sample's
+    distance to the nearest training series with the real set's; the MiniRocket FID uses the FID sets
+    in MiniRocket's feature space (fitted on the train split, seed :data:`MINIROCKET_SEED`); the
+    utility trains three FCNs (see :mod:`ncvqvae.evaluation.utility`) on ``sampler(n, classes)`` series.
+
+    Args:
+        ecfg: the switches and settings.
+        real: (N_r, C, L) real set; fake: (N_f, C, L) unconditional samples.
+        n_fake_fid: samples of ``fake`` in the FID set.
+        out_real, out_train, out_fake, out_cond: FCN outputs of the real set, the train split, the
+            unconditional and the class-conditional samples.
+        y_cond: (N_c,) classes of the conditional samples.
+        data: the prepared data (train split for memorisation, MiniRocket and utility).
+        names: class names, the keys of the per-class dicts.
+        seed: the run's seed.
+        timings: seconds per part, filled in place.
+        sampler: ``sampler(n, classes) -> (n, C, L)`` class-conditional samples (utility only).
+        default_epochs: utility epochs when ``utility_epochs`` is ``None`` (the CAS epochs).
+        device: where the utility FCNs train.
+        progress: progress bars while they train.
+
+    Returns:
+        The keys documented in docs/evaluation.md (``kid``, ``prdc``, ``memorisation``,
+        ``fid_minirocket``, ``utility``, ...); switched-off metrics are ``None``.
+    """
+    _check_extras(ecfg)
+    out: dict[str, Any] = {}
+    y_real = data.y_test.cpu().numpy()
+    y_cond_np = y_cond.cpu().numpy()
+    feat_fake = out_fake.features[:n_fake_fid]
+
+    start = time.perf_counter()
+    out.update(dict.fromkeys(("kid", "kid_std", "kid_ci95", "real_kid_train_test", "ckid", "ckid_mean")))
+    if ecfg.kid:
+        kid_seed = derive_seed(seed, "kid")
+        result = _kid(out_real.features, feat_fake, ecfg, kid_seed)
+        out.update({"kid": result.mean, "kid_std": result.std, "kid_ci95": list(result.ci95)})
+        out["real_kid_train_test"] = _kid(out_real.features, out_train.features, ecfg, kid_seed).mean
+        per_class = class_kid(
+            out_real.features,
+            y_real,
+            out_cond.features,
+            y_cond_np,
+            n_classes=data.n_classes,
+            subsets=ecfg.kid_subsets,
+            subset_size=ecfg.kid_subset_size,
+            seed=kid_seed,
+        )
+        out["ckid"] = {names[k]: None if r is None else r.mean for k, r in per_class.items()}
+        finite = [r.mean for r in per_class.values() if r is not None]
+        out["ckid_mean"] = float(np.mean(finite)) if finite else None
+        timings["kid"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    out.update(dict.fromkeys(("prdc", "prdc_class", "prdc_class_mean")))
+    if ecfg.prdc:
+        k = ecfg.prdc_k
+        if min(len(out_real.features), len(feat_fake)) > k:
+            out["prdc"] = prdc(out_real.features, feat_fake, k=k).as_dict()
+        per_class = class_prdc(
+            out_real.features, y_real, out_cond.features, y_cond_np, n_classes=data.n_classes, k=k
+        )
+        out["prdc_class"] = {names[c]: None if r is None else r.as_dict() for c, r in per_class.items()}
+        found = [r for r in per_class.values() if r is not None]
+        out["prdc_class_mean"] = (
+            {
+                m: float(np.mean([getattr(r, m) for r in found]))
+                for m in ("precision", "recall", "density", "coverage")
+            }
+            if found
+            else None
+        )
+        timings["prdc"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    out["memorisation"] = None
+    if ecfg.memorisation:
+        q = ecfg.memorisation_quantile
+        out["memorisation"] = {
+            "features": memorisation(
+                out_train.features, out_real.features, out_fake.features, quantile=q
+            ).as_dict(),
+            "series": memorisation(
+                znormalise_series(data.X_train), znormalise_series(real), znormalise_series(fake), quantile=q
+            ).as_dict(),
+        }
+        timings["memorisation"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    out["fid_minirocket"] = out["real_fid_minirocket_train_test"] = None
+    if ecfg.minirocket_fid:
+        from ncvqvae.evaluation.minirocket import minirocket_features
+
+        f_train, f_real, f_fake = minirocket_features(
+            data.X_train,
+            [data.X_train, real, fake[:n_fake_fid]],
+            n_kernels=ecfg.minirocket_kernels,
+            seed=MINIROCKET_SEED,
+        )
+        out["fid_minirocket"] = fid_from_samples(f_real, f_fake)
+        out["real_fid_minirocket_train_test"] = fid_from_samples(f_real, f_train)
+        out["minirocket_features"] = int(f_real.shape[1])
+        timings["minirocket"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    out["utility"] = None
+    if ecfg.utility:
+        from ncvqvae.evaluation.utility import augmentation_utility
+
+        n_train = int(data.X_train.shape[0])
+        n_extra = max(1, round(ecfg.utility_ratio * n_train))
+        labels = data.y_train.cpu()[torch.arange(n_extra) % n_train]  # the train labels, tiled
+        epochs = ecfg.utility_epochs if ecfg.utility_epochs is not None else default_epochs
+        log.info("utility: 3 FCNs for %d epochs, %d synthetic / augmented series added", epochs, n_extra)
+        result = augmentation_utility(
+            data.X_train,
+            data.y_train,
+            data.X_test,
+            data.y_test,
+            sampler(n_extra, labels),
+            labels,
+            n_classes=data.n_classes,
+            epochs=epochs,
+            lr=ecfg.evaluator_lr,
+            weight_decay=ecfg.evaluator_weight_decay,
+            batch_size=ecfg.evaluator_batch_size,
+            seed=derive_seed(seed, "evaluation", "utility-fcn"),
+            device=device,
+            progress=progress,
+        )
+        out["utility"] = result.as_dict()
+        timings["utility"] = time.perf_counter() - start
+    return out
+
+
+def _kid(feat_real: np.ndarray, feat_fake: np.ndarray, ecfg: EvaluationConfig, seed: int) -> Any:
+    size = kid_subset_size(len(feat_real), len(feat_fake), ecfg.kid_subset_size)
+    return kid(feat_real, feat_fake, subsets=ecfg.kid_subsets, subset_size=size, seed=seed)
+
+
+def _check_extras(ecfg: EvaluationConfig) -> None:
+    from ncvqvae.errors import ConfigError
+
+    checks = {
+        "kid_subsets": ecfg.kid_subsets >= 1,
+        "kid_subset_size": ecfg.kid_subset_size >= 2,
+        "prdc_k": ecfg.prdc_k >= 1,
+        "memorisation_quantile": 0.0 < ecfg.memorisation_quantile < 1.0,
+        "minirocket_kernels": ecfg.minirocket_kernels >= 84,
+        "utility_epochs": ecfg.utility_epochs is None or ecfg.utility_epochs >= 1,
+        "utility_ratio": ecfg.utility_ratio > 0,
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        values = ", ".join(f"{name}={getattr(ecfg, name)!r}" for name in bad)
+        raise ConfigError(
+            f"evaluation: out of range: {values} (kid_subsets ≥ 1, kid_subset_size ≥ 2, prdc_k ≥ 1, "
+            "0 < memorisation_quantile < 1, minirocket_kernels ≥ 84, utility_epochs ≥ 1, utility_ratio > 0)"
+        )
 
 
 def _draw(
@@ -446,6 +675,10 @@ def _settings(
             "cas": derive_seed(run_cfg.seed, "evaluation", "cas"),
             "bootstrap_fid": derive_seed(run_cfg.seed, "ci-fid"),
             "bootstrap_is": derive_seed(run_cfg.seed, "ci-is"),
+            "kid": derive_seed(run_cfg.seed, "kid"),
+            "utility_samples": derive_seed(run_cfg.seed, "evaluation", "utility"),
+            "utility_fcn": derive_seed(run_cfg.seed, "evaluation", "utility-fcn"),
+            "minirocket": MINIROCKET_SEED,
             "evaluator": EVALUATOR_SEED,
         },
         "evaluator_key": evaluator_key(data, ecfg, EVALUATOR_SEED),

@@ -49,6 +49,37 @@ HEADLINE: dict[str, tuple[str, str, str]] = {
     "cas": ("generation.cas", "CAS", "higher"),
     "evaluator_accuracy": ("generation.evaluator.test_accuracy", "evaluator test accuracy", "higher"),
 }
+# Beyond the thesis (issue 17; docs/evaluation.md): same layout; "near 1" = the closer to 1 the better.
+EXTRA: dict[str, tuple[str, str, str]] = {
+    "kid": ("generation.kid", "KID", "lower"),
+    "ckid_mean": ("generation.ckid_mean", "class KID, mean over classes", "lower"),
+    "precision": ("generation.prdc.precision", "precision (k-NN manifold)", "higher"),
+    "recall": ("generation.prdc.recall", "recall (k-NN manifold)", "higher"),
+    "density": ("generation.prdc.density", "density", "near 1"),
+    "coverage": ("generation.prdc.coverage", "coverage", "higher"),
+    "memorised": (
+        "generation.memorisation.features.fraction",
+        "share of samples nearer to train than 5% of test (features)",
+        "lower",
+    ),
+    "memorised_series": (
+        "generation.memorisation.series.fraction",
+        "share of samples nearer to train than 5% of test (z-normalised series)",
+        "lower",
+    ),
+    "nn_ratio": (
+        "generation.memorisation.features.median_ratio",
+        "median nearest-train distance, samples / test (features)",
+        "near 1",
+    ),
+    "fid_minirocket": ("generation.fid_minirocket", "MiniRocket FID (not comparable with FID)", "lower"),
+    "utility_gain": ("generation.utility.gain_synthetic", "accuracy gain from synthetic series", "higher"),
+    "utility_vs_aug": (
+        "generation.utility.gain_over_augmentation",
+        "accuracy gain, synthetic over simple augmentation",
+        "higher",
+    ),
+}
 VARIANT_ORDER = (
     "baseline",
     "bt_warp",
@@ -108,7 +139,7 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         "preset": cfg.preset or "",
         "status": cell_status(run_dir),
     }
-    for column, (key, _label, _better) in HEADLINE.items():
+    for column, (key, _label, _better) in {**HEADLINE, **EXTRA}.items():
         row[column] = metrics.get(key, math.nan)
     row.update(
         {
@@ -354,7 +385,7 @@ def thesis_table(df: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     Returns a long frame with columns dataset, variant, value (mean or best), std, n, anchor, diff, best
     (True for the row's best variant).
     """
-    better = HEADLINE[spec.metric][2]
+    better = {**HEADLINE, **EXTRA}[spec.metric][2]
     data = df.dropna(subset=[spec.metric]) if spec.metric in df.columns else df.iloc[0:0]
     anchor = load_anchor(spec.anchor_file) if spec.anchor_file else None
     rows = []
@@ -382,8 +413,9 @@ def thesis_table(df: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         return out.assign(best=pd.Series(dtype=bool))
     # Best at the tables' precision: variants that print the same value are tied, and all are bold.
     shown = out["value"].map(_shown)
-    pick = shown.groupby(out["dataset"]).transform("min" if better == "lower" else "max")
-    out["best"] = (shown == pick) & (out.groupby("dataset")["value"].transform("count") > 1)
+    score = {"lower": shown, "higher": -shown, "near 1": (shown - 1.0).abs()}[better]
+    pick = score.groupby(out["dataset"]).transform("min")
+    out["best"] = (score == pick) & (out.groupby("dataset")["value"].transform("count") > 1)
     return out
 
 
@@ -647,6 +679,7 @@ def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: s
         blocks.append(("h2", spec.title))
         header, rows = _table_block(long, variants)
         blocks.append(("table", header, rows))
+    blocks.extend(_extra_blocks(df, variants))
     wins = nc_wins(df) if len(df) else pd.DataFrame()
     if len(wins):
         blocks.append(("h2", "Datasets on which NC beats the baseline"))
@@ -696,6 +729,52 @@ def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: s
         blocks.append(("h2", "Figures"))
         blocks.extend(("img", caption, rel) for caption, rel in figures)
     return blocks
+
+
+EXTRA_TEXT = (
+    "Not in the thesis (docs/evaluation.md): KID with FID's sets; precision, recall, density and coverage "
+    "(k-NN manifolds, Naeem et al. 2020); the memorisation check (share of samples nearer to the training "
+    "set than the closest 5% of real test series, ≈ 0.05 for a generator that does not copy; median "
+    "nearest-training distance of samples over that of test series, ≈ 1); the evaluator-free MiniRocket "
+    "FID; the accuracy gained on real test by adding synthetic series to real train, alone and over "
+    "simple augmentation (jitter + window warp). Mean over seeds."
+)
+
+
+def _extra_blocks(df: pd.DataFrame, variants: Sequence[str]) -> list[Block]:
+    """A mean-over-seeds table (dataset × variant) per metric of :data:`EXTRA` that the runs have."""
+    blocks: list[Block] = []
+    for column, (_key, label, _better) in EXTRA.items():
+        long = thesis_table(df, TableSpec(label, column, "mean"))
+        if long.empty:
+            continue
+        if not blocks:
+            blocks += [("h2", "Beyond the thesis"), ("p", EXTRA_TEXT)]
+        blocks.append(("h3", f"{label}, mean over seeds"))
+        blocks.append(("table", *_table_block(long, variants)))
+    return blocks
+
+
+def _run_extra_blocks(row: Mapping[str, Any], generation: Mapping[str, Any]) -> list[Block]:
+    """One run's :data:`EXTRA` numbers, the KID interval and whether memorisation was flagged."""
+    rows = []
+    for column, (_key, label, better) in EXTRA.items():
+        value = row.get(column, math.nan)
+        if value is None or math.isnan(value):
+            continue
+        text = _fmt(value, 4)
+        if column == "kid" and generation.get("kid_ci95"):
+            lo, hi = generation["kid_ci95"]
+            text += f" [{lo:.4f}, {hi:.4f}]"
+        rows.append([label, text, f"{better} is better" if better != "near 1" else "near 1 is best"])
+    memo = generation.get("memorisation") or {}
+    for space in ("features", "series"):
+        if space in memo:
+            flagged = "**flagged: the generator copies its training set**" if memo[space]["flagged"] else "no"
+            rows.append([f"memorisation flagged ({space})", flagged, ""])
+    if not rows:
+        return []
+    return [("h2", "Beyond the thesis"), ("table", ["metric", "this run", ""], rows)]
 
 
 def write_report(
@@ -793,6 +872,7 @@ def run_report_blocks(run_dir: str | Path) -> list[Block]:
     blocks.append(("h2", "Results"))
     header = ["metric", "this run", "", "thesis, mean of 4 seeds (evaluator: published FCN)", "difference"]
     blocks.append(("table", header, rows))
+    blocks.extend(_run_extra_blocks(row, read_results(run_dir).get("generation", {})))
     timings = [
         [k, f"{row[f'{k}_s']:.1f} s"]
         for k in ("stage1", "stage2", "evaluation")
