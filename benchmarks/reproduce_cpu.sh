@@ -21,7 +21,7 @@
 #   OUTDIRS   docs: several sweep directories reported together (default: OUTDIR), e.g.
 #             "runs/reproduction-cpu runs/reproduction-cpu-ford runs/reproduction-cpu-gen"; a cell present in
 #             several is taken from the last
-#   DATASETS  space-separated subset of the sweep's datasets, e.g. "twopatterns ECG5000" (default: all)
+#   DATASETS  space-separated subset of the sweep's datasets, e.g. "gen-twopatterns ECG5000" (default: all)
 #   VARIANTS  space-separated subset of the sweep's variants, e.g. "baseline bt_warp" (default: all)
 #   SEEDS     full: space-separated subset of the sweep's seeds, e.g. "0" (default: all)
 #   STAGE1_FROM  reuse: the sweep directories to take stage-1 runs from (first match wins), e.g.

@@ -183,8 +183,8 @@ def test_bad_file_is_named(tmp_path: Path) -> None:
 
 
 def test_replace_with_dotted_names() -> None:
-    cfg = replace(RunConfig(), **{"stage1.epochs": 5, "seed": 4, "data": DataConfig(dataset="cbf")})
-    assert (cfg.stage1.epochs, cfg.seed, cfg.data.dataset) == (5, 4, "cbf")
+    cfg = replace(RunConfig(), **{"stage1.epochs": 5, "seed": 4, "data": DataConfig(dataset="gen-cbf")})
+    assert (cfg.stage1.epochs, cfg.seed, cfg.data.dataset) == (5, 4, "gen-cbf")
     assert replace(Stage1Config(), lr=0.1).lr == 0.1
     with pytest.raises(ConfigError, match="stage9.epochs"):
         replace(RunConfig(), **{"stage9.epochs": 5})

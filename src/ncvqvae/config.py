@@ -32,15 +32,15 @@ T = TypeVar("T")
 class DataConfig:
     """Which data, and how it is prepared (SPEC §2)."""
 
-    dataset: str = "twopatterns"  # a UCR/UEA name, a built-in generator name, or a path
+    dataset: str = "gen-twopatterns"  # a UCR/UEA name, a built-in generator (gen-...), or a path
     data_dir: str | None = None  # an existing UCR archive root, searched first (also NCVQVAE_DATA_DIR)
     normalization: str = "global"  # "global" (one scalar mean/std from train), "per_series" or "none"
     length_policy: str = "pad"  # variable-length series: "pad" (NaN→0 after scaling), "resample", "error"
     layout: str = "nct"  # axis order of .npy/.npz input: "nct", "ntc" or "nt"
     val_fraction: float = 0.0  # >0 carves a seeded stratified validation split from train (never test)
-    generator_seed: int = 0  # seed of the built-in generators (twopatterns, cbf, syntheticcontrol)
-    n_train: int | None = None  # built-in generators only: override the archive's train size
-    n_test: int | None = None  # built-in generators only: override the archive's test size
+    generator_seed: int = 0  # seed of the built-in generators (gen-twopatterns, gen-cbf, ...)
+    n_train: int | None = None  # built-in generators only (other data is used whole): the train size
+    n_test: int | None = None  # built-in generators only (other data is used whole): the test size
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import torch
 
 from ncvqvae.config import RunConfig, to_dict
 from ncvqvae.data.dataset import PreparedData
+from ncvqvae.data.generators import LEGACY_NAMES
 from ncvqvae.errors import CheckpointError, DataError
 from ncvqvae.training import (
     MetricsLog,
@@ -282,12 +283,15 @@ def data_stats(data: PreparedData) -> dict[str, Any]:
         "n_train": int(data.X_train.shape[0]),
         "length": data.length,
         "channels": data.n_channels,
+        "source": data.source,  # where the data came from; checkpoints without it predate issue 16
     }
 
 
 def check_same_data(saved: dict[str, Any], stats: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Raise :class:`CheckpointError` when a checkpoint's ``data_stats`` disagree with the data at hand."""
     keys = ("name", "n_train", "length", "channels", "mean", "std", "n_classes")
+    if "source" not in saved and saved.get("name") in LEGACY_NAMES:
+        saved = {**saved, "name": LEGACY_NAMES[saved["name"]]}  # a generator, named before the gen- prefix
     differ = [k for k in keys if k in saved and saved[k] != stats[k]]
     if differ:
         listing = "; ".join(f"{k}: saved {saved[k]!r}, now {stats[k]!r}" for k in differ)

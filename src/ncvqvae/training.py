@@ -11,6 +11,7 @@ batch order of an epoch is a pure function of (seed, epoch) (:func:`epoch_batche
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ import torch
 import yaml
 
 from ncvqvae.config import RunConfig, from_dict, to_dict
+from ncvqvae.data.generators import LEGACY_NAMES
 from ncvqvae.errors import CheckpointError, ConfigError, TrainingError
 from ncvqvae.home import atomic_path, atomic_write_text
 
@@ -416,11 +418,36 @@ class RunDir:
         atomic_write_text(self.config_path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
     def read_config(self) -> RunConfig:
+        """The run's resolved config (``config.yaml``).
+
+        A run of a built-in generator made before the generators got their ``gen-`` prefix names it
+        ``twopatterns`` (``cbf``, ``syntheticcontrol``), today the archive's dataset; its checkpoints,
+        whose ``data_stats`` then had no ``source``, tell such a run apart, and its config is read with
+        the generator's name today (``gen-twopatterns``), so that it evaluates and reports as before.
+        """
         if not self.config_path.is_file():
             raise CheckpointError(f"{self.root}: not a run directory (no config.yaml)")
-        return from_dict(
-            RunConfig, yaml.safe_load(self.config_path.read_text()), source=str(self.config_path)
-        )
+        cfg = from_dict(RunConfig, yaml.safe_load(self.config_path.read_text()), source=str(self.config_path))
+        renamed = LEGACY_NAMES.get(cfg.data.dataset)
+        if renamed is not None and not Path(cfg.data.dataset).exists() and self._predates_generator_prefix():
+            log.debug("%s: dataset %r is the generator %r (a run made before the gen- prefix)",
+                      self.root, cfg.data.dataset, renamed)
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=renamed))
+        return cfg
+
+    def _predates_generator_prefix(self) -> bool:
+        """Whether the run's first checkpoint found records data stats without ``source`` (older code)."""
+        candidates = [self.root / stage / "checkpoints" / f"{name}.pt"
+                      for stage in ("stage1", "stage2") for name in ("final", "last")]
+        for path in candidates:
+            if path.is_file():
+                try:  # mmap: only the small data_stats entry is read, not the weights
+                    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                except Exception:  # an unreadable checkpoint: its loader reports it when it is needed
+                    return False
+                stats = checkpoint.get("data_stats") if isinstance(checkpoint, dict) else None
+                return isinstance(stats, dict) and "source" not in stats
+        return False
 
 
 class MetricsLog:

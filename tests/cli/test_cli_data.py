@@ -61,15 +61,15 @@ def test_list_shows_catalog_and_generators(capsys: pytest.CaptureFixture[str]) -
     ecg = next(line for line in out.splitlines() if line.startswith("ECG5000 "))
     assert ecg.split() == ["ECG5000", "ECG", "500", "4500", "5", "140", "yes"]
     assert any(line.split()[:2] == ["PLAID", "Device"] and "vary" in line for line in out.splitlines())
-    assert "twopatterns" in out and "Geurts 2001" in out
+    assert "gen-twopatterns" in out and "Geurts 2001" in out
 
     assert main(["data", "list", "--source", "generators"]) == 0
     out = capsys.readouterr().out
-    assert "ECG5000" not in out and "syntheticcontrol" in out
+    assert "ECG5000" not in out and "gen-syntheticcontrol" in out
 
 
 def test_info_on_a_generator(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["data", "info", "syntheticcontrol", "--seed", "1"]) == 0
+    assert main(["data", "info", "gen-syntheticcontrol", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert "train:     300 series × 1 channel × 60 steps" in out
     assert "test:      300 series × 1 channel × 60 steps" in out
@@ -115,7 +115,7 @@ def test_info_on_unknown_name_fails_with_suggestions(
     archive_server: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["data", "info", "twopattern"]) == 2
-    assert "twopatterns" in capsys.readouterr().err
+    assert "gen-twopatterns" in capsys.readouterr().err
 
 
 def test_fetch_through_the_official_source(archive_server: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,9 +125,9 @@ def test_fetch_through_the_official_source(archive_server: Path, capsys: pytest.
         zf.writestr("ECG200_TEST.tsv", "".join(f"-1\t{i}.5\t1.0\n" for i in range(100)))
     (archive_server / "ECG200.zip").write_bytes(buffer.getvalue())
 
-    assert main(["data", "fetch", "ecg200", "cbf", "--source", "official", "--timeout", "5"]) == 0
+    assert main(["data", "fetch", "ecg200", "gen-cbf", "--source", "official", "--timeout", "5"]) == 0
     out = capsys.readouterr().out
-    assert "cbf: a built-in generator, nothing to fetch" in out
+    assert "gen-cbf: a built-in generator, nothing to fetch" in out
     line = next(line for line in out.splitlines() if line.startswith("ecg200: "))
     folder = Path(line.split(": ", 1)[1])
     assert (folder / "ECG200_TRAIN.tsv").is_file() and (folder / "source.json").is_file()
@@ -141,14 +141,14 @@ def test_fetch_through_the_official_source(archive_server: Path, capsys: pytest.
 
 def test_plot_writes_an_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "figs" / "x.png"
-    assert main(["data", "plot", "twopatterns", "--out", str(out), "--per-class", "3"]) == 0
+    assert main(["data", "plot", "gen-twopatterns", "--out", str(out), "--per-class", "3"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in out.parent.iterdir()] == ["x.png"]  # no temporary file left behind
     folder = _write_ucr_folder(tmp_path, "MyData", 6, 4, 20)
     assert main(["data", "plot", str(folder), "--out", str(tmp_path / "m.svg"), "--split", "test"]) == 0
     assert (tmp_path / "m.svg").read_text().lstrip().startswith("<?xml")
     capsys.readouterr()
-    assert main(["data", "plot", "cbf", "--out", str(tmp_path / "x.bmpx")]) == 2
+    assert main(["data", "plot", "gen-cbf", "--out", str(tmp_path / "x.bmpx")]) == 2
     assert "unknown image type" in capsys.readouterr().err
 
 

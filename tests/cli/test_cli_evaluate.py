@@ -79,7 +79,7 @@ def test_evaluate_stage1_keeps_its_own_command() -> None:
 
 
 def test_evaluator_info_then_train_then_info(capsys: Any) -> None:
-    data = ["twopatterns", "--set", "data.n_train=24", "--set", "data.n_test=16", "--epochs", "1"]
+    data = ["gen-twopatterns", "--set", "data.n_train=24", "--set", "data.n_test=16", "--epochs", "1"]
     assert main(["evaluator", "info", *data]) == 0
     out = capsys.readouterr().out
     assert "cached          no" in out and "test accuracy" not in out

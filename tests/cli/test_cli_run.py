@@ -10,12 +10,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from ncvqvae.cli import build_parser, main
 from ncvqvae.cli.run import run_config
 from ncvqvae.config import resolve_config
+from ncvqvae.data import write_series
 from ncvqvae.experiments.pipeline import DONE_NAME
 from ncvqvae.experiments.report import flatten
 
@@ -94,12 +96,12 @@ def test_run_trains_samples_evaluates_and_reports(finished_run: Path, capsys: py
         2,
     )
     summary = json.loads((finished_run / DONE_NAME).read_text())["summary"]
-    assert summary["variant"] == "bt_slice" and summary["dataset"] == "twopatterns"
+    assert summary["variant"] == "bt_slice" and summary["dataset"] == "gen-twopatterns"
     for key in ["recon", "knn", "svm", "fid", "is", "cas", "evaluator_accuracy"]:
         assert isinstance(summary[key], float) and math.isfinite(summary[key]), key
     report = (finished_run / "report.md").read_text()
     assert (
-        "# twopatterns · bt_slice · seed 2" in report
+        "# gen-twopatterns · bt_slice · seed 2" in report
         and "| FID |" in report
         and "Budget: preset smoke" in report
     )
@@ -109,7 +111,7 @@ def test_run_trains_samples_evaluates_and_reports(finished_run: Path, capsys: py
     capsys.readouterr()
     assert main(_args(finished_run)) == 0
     printed = capsys.readouterr().out
-    assert "twopatterns · bt_slice · seed 2 · preset smoke" in printed and "FID" in printed
+    assert "gen-twopatterns · bt_slice · seed 2 · preset smoke" in printed and "FID" in printed
     assert f"report: {finished_run / 'report.md'}" in printed
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
@@ -149,7 +151,7 @@ def test_sweep_dry_run_and_list(tmp_path: Path, capsys: pytest.CaptureFixture) -
             {
                 "name": "s",
                 "preset": "smoke",
-                "datasets": ["twopatterns"],
+                "datasets": ["gen-twopatterns"],
                 "variants": ["baseline", "vibcreg_gauss"],
                 "seeds": [0, 1],
             }
@@ -157,7 +159,7 @@ def test_sweep_dry_run_and_list(tmp_path: Path, capsys: pytest.CaptureFixture) -
     )
     assert main(["sweep", str(spec), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "twopatterns/vibcreg_gauss/seed1" in out and "4 cells: 4 pending; 4 would run" in out
+    assert "gen-twopatterns/vibcreg_gauss/seed1" in out and "4 cells: 4 pending; 4 would run" in out
     assert not (tmp_path / "out").exists()
     assert main(["sweep", "--list"]) == 0
     assert "thesis-offline" in capsys.readouterr().out
@@ -173,7 +175,7 @@ def test_report_command_over_a_folder_of_runs(
     assert "csv" in printed and "markdown" in printed
     md = (tmp_path / "report.md").read_text()
     assert (
-        "| twopatterns |" in md and "bt_slice" in md and "(thesis 0.184" in md
+        "| gen-twopatterns |" in md and "bt_slice" in md and "(thesis 0.184" in md
     )  # Table 1, TwoPatterns bt_slice
 
 
@@ -187,3 +189,25 @@ def test_typed_flags_reach_the_config_as_typed(dataset: str) -> None:
     # --set still wins over a flag, and still parses YAML
     cfg = run_config(build_parser().parse_args([*argv, "--set", "seed=4", "--set", "data.dataset=b.tsv #c"]))
     assert cfg.seed == 4 and cfg.data.dataset == "b.tsv"
+
+
+def test_the_default_preset_runs_on_a_file_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Issue 16, bug 4: `ncvqvae run --dataset ./Folder` with the default preset (quick, whose data section
+    sizes the generators) trains, evaluates and reports on the folder's data, used whole."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "BasicToy"
+    folder.mkdir()
+    y = np.arange(28) % 2
+    X = rng.standard_normal((28, 1, 64)) + 3.0 * y[:, None, None] * np.sin(np.linspace(0, 6, 64))
+    write_series(folder / "BasicToy_TRAIN.tsv", X[:20], y[:20] + 1)
+    write_series(folder / "BasicToy_TEST.tsv", X[20:], y[20:] + 1)
+    budget = [item for pair in TINY if not pair.startswith("data.") for item in ("--set", pair)]
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", str(folder), "--out", str(out), "--no-progress", *budget]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["preset"] == "quick" and saved["data"]["n_test"] == 1000  # the default preset's data section
+    results = json.loads((out / "results.json").read_text())
+    assert results["stage1"]["data"] == {"name": "BasicToy", "source": str(folder)}
+    assert results["stage1"]["probes"]["n_train"] == 20 and results["stage1"]["probes"]["n_test"] == 8
+    assert json.loads((out / DONE_NAME).read_text())["summary"]["dataset"] == "BasicToy"
+    assert "BasicToy · vibcreg_warp · seed 0 · preset quick" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from ncvqvae.stage1 import load_stage1_checkpoint
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 
 STAGE1 = [
-    "--dataset", "twopatterns", "--method", "baseline", "--epochs", "1", "--no-progress",
+    "--dataset", "gen-twopatterns", "--method", "baseline", "--epochs", "1", "--no-progress",
     "--set", "data.n_train=32", "--set", "data.n_test=16", "--set", "stage1.hidden_dim=16",
     "--set", "stage1.n_res_blocks=1", "--set", "stage1.codebook_size=8", "--set", "stage1.batch_size=16",
     "--set", "evaluation.knn_k=3",
@@ -49,7 +49,7 @@ def test_sample_class_proportional_to_tsv_with_plot(run_dir: Path, tmp_path: Pat
     assert code == 0
     data = load_dataset(out)
     assert data.X_train.shape == (12, 1, 128) and data.y_train is not None
-    assert set(map(str, data.label_values)) <= {"1", "2", "3", "4"}  # twopatterns' original labels
+    assert set(map(str, data.label_values)) <= {"1", "2", "3", "4"}  # TwoPatterns' original labels
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

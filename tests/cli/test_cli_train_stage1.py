@@ -1,4 +1,4 @@
-"""`ncvqvae train stage1` and `ncvqvae evaluate stage1` end to end on the built-in twopatterns data."""
+"""`ncvqvae train stage1` and `ncvqvae evaluate stage1` end to end on the built-in gen-twopatterns data."""
 
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thr
 
 def test_train_then_rerun_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    argv = ["train", "stage1", "--dataset", "twopatterns", "--method", "barlowtwins", "--aug", "slice,gauss",
-            "--seed", "2", "--epochs", "2", "--max-steps", "3", "--out", str(out), *SMALL]
+    argv = ["train", "stage1", "--dataset", "gen-twopatterns", "--method", "barlowtwins",
+            "--aug", "slice,gauss", "--seed", "2", "--epochs", "2", "--max-steps", "3", "--out", str(out),
+            *SMALL]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"stage 1 run: {out}" in printed and "knn_accuracy" in printed and "recon" in printed
@@ -82,8 +83,8 @@ def test_kill_9_then_rerun_ends_like_an_uninterrupted_run(tmp_path: Path) -> Non
 
     def command(out: Path) -> list[str]:
         entry = "import sys; from ncvqvae.cli import main; sys.exit(main(sys.argv[1:]))"
-        return [sys.executable, "-c", entry, "train", "stage1", "--dataset", "twopatterns", "--epochs", "40",
-                "--out", str(out), *SMALL, "--set", "stage1.max_steps=null",
+        return [sys.executable, "-c", entry, "train", "stage1", "--dataset", "gen-twopatterns",
+                "--epochs", "40", "--out", str(out), *SMALL, "--set", "stage1.max_steps=null",
                 "--set", "stage1.checkpoint_every=5"]
 
     subprocess.run(command(tmp_path / "straight"), env=env, check=True, capture_output=True)

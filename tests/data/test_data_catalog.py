@@ -64,7 +64,7 @@ def test_thesis_datasets_are_all_in_the_catalog() -> None:
 
 def test_suggest_covers_catalog_and_generator_names() -> None:
     assert catalog.suggest("ECG500")[0] == "ECG5000"
-    assert "syntheticcontrol" in catalog.suggest("syntheticcontrl")
+    assert "gen-syntheticcontrol" in catalog.suggest("gen-syntheticcontrl")
     assert "StarLightCurves" in catalog.suggest("starlightcurve")
     assert catalog.suggest("zzzzzzzzzzzz") == []
 

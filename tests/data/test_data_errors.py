@@ -146,7 +146,7 @@ def test_variable_length_under_error_policy_names_the_choices(tmp_path: Path) ->
 
 
 def test_unknown_length_policy(tmp_path: Path) -> None:
-    _raises(r"length_policy='trim'; expected one of pad, resample, error", "cbf", length_policy="trim")
+    _raises(r"length_policy='trim'; expected one of pad, resample, error", "gen-cbf", length_policy="trim")
 
 
 def test_ts_timestamps_rejected(tmp_path: Path) -> None:

@@ -38,7 +38,8 @@ def test_generated_dataset_follows_the_dataset_contract(name: str) -> None:
     assert data.y_train is not None and data.y_train.dtype == np.int64
     assert data.y_train.min() >= 0 and data.y_train.max() < spec.n_classes
     assert data.label_values == spec.label_values and len(data.class_names) == spec.n_classes
-    assert data.source == f"generator:{name}" and data.metadata["regenerated"] is True
+    assert data.name == name and name.startswith(generators.PREFIX)
+    assert data.source == f"generator:{name.removeprefix(generators.PREFIX)}" and data.metadata["regenerated"]
     assert data.metadata["resized"] is True
     # z-normalised per series like the archive's files (sample std).
     np.testing.assert_allclose(data.X_train.mean(axis=2), 0.0, atol=1e-5)

@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ncvqvae.config import DataConfig
 from ncvqvae.data import load_dataset, write_series
 from ncvqvae.data.loading import apply_length_policy, series_lengths
+from ncvqvae.data.prepare import load_prepared
+from ncvqvae.errors import DataError
 
 
 def _toy(folder: Path, name: str = "Toy", ext: str = "tsv", labels=(-1, 1)) -> tuple[np.ndarray, np.ndarray]:
@@ -77,11 +80,34 @@ def test_single_file_is_train_only_and_explicit_pair(tmp_path: Path) -> None:
 
 
 def test_generator_name_goes_to_the_generators() -> None:
-    dataset = load_dataset("CBF", seed=3, n_train=6, n_test=4)
-    assert dataset.source == "generator:cbf"
+    dataset = load_dataset("gen-CBF", seed=3, n_train=6, n_test=4)
+    assert dataset.source == "generator:cbf" and dataset.name == "gen-cbf"
     assert dataset.X_train.shape == (6, 1, 128) and dataset.X_test.shape == (4, 1, 128)
-    again = load_dataset("cbf", seed=3, n_train=6, n_test=4)
+    again = load_dataset("gen-cbf", seed=3, n_train=6, n_test=4)
     np.testing.assert_array_equal(dataset.X_train, again.X_train)
+
+
+def test_an_archive_name_loads_the_archive_not_the_generator_imitating_it(tmp_path: Path) -> None:
+    """Issue 16, bug 1: TwoPatterns (any case) is the archive's dataset; the generator is gen-twopatterns."""
+    X, _ = _toy(tmp_path / "TwoPatterns", "TwoPatterns", labels=(1, 2, 3, 4))
+    for name in ("TwoPatterns", "twopatterns", "TWOPATTERNS"):
+        dataset = load_dataset(name, data_dir=tmp_path)
+        assert dataset.name == "TwoPatterns" and dataset.source == str(tmp_path / "TwoPatterns")
+        np.testing.assert_array_equal(dataset.X_train, X)
+    assert DataConfig().dataset == "gen-twopatterns"  # the offline default is the generator, by its name
+    prepared = load_prepared(DataConfig(dataset="TwoPatterns", data_dir=str(tmp_path)))
+    assert prepared.X_train.shape == (6, 1, 8) and prepared.source == str(tmp_path / "TwoPatterns")
+    assert load_prepared(DataConfig()).source == "generator:twopatterns"
+
+
+def test_generator_sizes_of_a_config_apply_to_the_generators_only(tmp_path: Path) -> None:
+    """Issue 16, bug 4: data.n_train/n_test (the quick preset's n_test) leave a file dataset whole."""
+    _toy(tmp_path / "Toy")
+    prepared = load_prepared(DataConfig(dataset=str(tmp_path / "Toy"), n_test=1000, n_train=2))
+    assert prepared.X_train.shape[0] == 6 and prepared.X_test.shape[0] == 3
+    assert load_prepared(DataConfig(n_train=5, n_test=7)).X_test.shape[0] == 7
+    with pytest.raises(DataError, match="n_train/n_test apply to the built-in generators only"):
+        load_dataset(tmp_path / "Toy", n_test=3)  # the Python API keeps refusing an explicit size
 
 
 def test_test_split_with_fewer_classes_keeps_train_ids(tmp_path: Path) -> None:

@@ -162,10 +162,10 @@ def test_load_prepared_passes_the_config_through(monkeypatch: pytest.MonkeyPatch
     module = types.ModuleType("ncvqvae.data.loading")
     module.load_dataset = fake_load_dataset
     monkeypatch.setitem(sys.modules, "ncvqvae.data.loading", module)
-    cfg = DataConfig(dataset="cbf", normalization="per_series", val_fraction=0.2, generator_seed=7,
+    cfg = DataConfig(dataset="gen-cbf", normalization="per_series", val_fraction=0.2, generator_seed=7,
                      n_train=30, n_test=20, layout="ntc", length_policy="resample", data_dir="/x")
     data = load_prepared(cfg, seed=5)
-    assert calls == [("cbf", {"data_dir": "/x", "layout": "ntc", "length_policy": "resample", "seed": 7,
+    assert calls == [("gen-cbf", {"data_dir": "/x", "layout": "ntc", "length_policy": "resample", "seed": 7,
                               "n_train": 30, "n_test": 20})]
     assert data.normalization == "per_series" and len(data.X_val) == 6
     expected = prepare(
@@ -175,7 +175,7 @@ def test_load_prepared_passes_the_config_through(monkeypatch: pytest.MonkeyPatch
 
 
 def test_load_prepared_with_a_built_in_generator() -> None:
-    cfg = DataConfig(dataset="cbf", n_train=30, n_test=12, val_fraction=0.2)
+    cfg = DataConfig(dataset="gen-cbf", n_train=30, n_test=12, val_fraction=0.2)
     data = load_prepared(cfg, seed=0)
     assert data.X_train.shape[0] == 24 and data.X_val.shape[0] == 6 and data.X_test.shape[0] == 12
     assert data.n_classes == 3 and set(data.y_train.tolist()) == {0, 1, 2}

@@ -14,6 +14,7 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
+from ncvqvae.config import RunConfig, replace
 from ncvqvae.experiments.pipeline import DONE_NAME, TIMINGS_NAME
 from ncvqvae.experiments.report import (
     HEADLINE,
@@ -27,18 +28,18 @@ from ncvqvae.experiments.report import (
 )
 from ncvqvae.experiments.sweep import FAILED_NAME, spec_from_dict
 from ncvqvae.home import atomic_write_json
-from ncvqvae.training import RunDir
+from ncvqvae.training import RunDir, save_checkpoint
 
-# recon per (dataset, variant, seed): baseline is better on ECG5000, bt_warp on twopatterns
+# recon per (dataset, variant, seed): baseline is better on ECG5000, bt_warp on gen-twopatterns
 RECON = {
     ("ECG5000", "baseline", 0): 0.04,
     ("ECG5000", "baseline", 1): 0.06,
     ("ECG5000", "bt_warp", 0): 0.09,
     ("ECG5000", "bt_warp", 1): 0.07,
-    ("twopatterns", "baseline", 0): 0.30,
-    ("twopatterns", "baseline", 1): 0.20,
-    ("twopatterns", "bt_warp", 0): 0.10,
-    ("twopatterns", "bt_warp", 1): 0.12,
+    ("gen-twopatterns", "baseline", 0): 0.30,
+    ("gen-twopatterns", "baseline", 1): 0.20,
+    ("gen-twopatterns", "bt_warp", 0): 0.10,
+    ("gen-twopatterns", "bt_warp", 1): 0.12,
 }
 
 
@@ -69,7 +70,7 @@ def sweep_dir(tmp_path: Path) -> Path:
         {
             "name": "fake",
             "preset": "smoke",
-            "datasets": ["ECG5000", "twopatterns"],
+            "datasets": ["ECG5000", "gen-twopatterns"],
             "variants": ["baseline", "bt_warp"],
             "seeds": [0, 1, 2],
         },
@@ -132,14 +133,14 @@ def test_thesis_tables_aggregate_over_seeds_with_bold_best_and_anchors(sweep_dir
     assert mean.loc[("ECG5000", "baseline"), "std"] == pytest.approx(pd.Series([0.04, 0.06]).std())
     assert mean.loc[("ECG5000", "baseline"), "n"] == 2
     assert mean.loc[("ECG5000", "baseline"), "best"] and not mean.loc[("ECG5000", "bt_warp"), "best"]
-    assert mean.loc[("twopatterns", "bt_warp"), "best"]  # lower reconstruction error wins
-    # the thesis value of ECG5000/baseline in Table 1 is 0.048; twopatterns matches TwoPatterns
+    assert mean.loc[("gen-twopatterns", "bt_warp"), "best"]  # lower reconstruction error wins
+    # the thesis value of ECG5000/baseline in Table 1 is 0.048; gen-twopatterns matches TwoPatterns
     assert mean.loc[("ECG5000", "baseline"), "anchor"] == pytest.approx(0.048)
     assert mean.loc[("ECG5000", "baseline"), "diff"] == pytest.approx(0.05 - 0.048)
-    assert mean.loc[("twopatterns", "baseline"), "anchor"] == pytest.approx(0.197)
+    assert mean.loc[("gen-twopatterns", "baseline"), "anchor"] == pytest.approx(0.197)
     best = thesis_table(df, best_spec).set_index(["dataset", "variant"])
-    assert best.loc[("twopatterns", "baseline"), "value"] == pytest.approx(0.20)  # best seed = lowest
-    assert math.isnan(best.loc[("twopatterns", "baseline"), "std"])
+    assert best.loc[("gen-twopatterns", "baseline"), "value"] == pytest.approx(0.20)  # best seed = lowest
+    assert math.isnan(best.loc[("gen-twopatterns", "baseline"), "std"])
     knn_best = next(s for s in THESIS_TABLES if s.metric == "knn" and s.agg == "best")
     knn = thesis_table(df, knn_best).set_index(["dataset", "variant"])
     assert knn.loc[("ECG5000", "bt_warp"), "value"] == pytest.approx(0.81)  # best seed = highest
@@ -219,3 +220,42 @@ def test_budget_line_names_per_dataset_values_and_only_what_the_runs_did() -> No
     assert "stage 2 1000 epochs stopped after 600 steps" in text
     assert "FCN evaluator 20 (ECG5000, FordA) / 300 (Mallat) epochs" in text
     assert "CAS classifier 10 epochs" in text
+
+
+def _done_run(root: Path, dataset: str) -> RunDir:
+    run = RunDir(root)
+    run.write_config(replace(RunConfig(), **{"data.dataset": dataset, "stage1.method": "baseline"}))
+    atomic_write_json(run.results_path, _results(0.1, 0))
+    atomic_write_json(run.root / DONE_NAME, {"summary": {}})
+    return run
+
+
+def test_a_ucr_folder_and_a_generator_are_reported_by_name_beside_the_thesis(tmp_path: Path) -> None:
+    """Issue 16, bug 1: ./SonyAIBORobotSurface1/ is SonyAIBORobotSurface1 (with the thesis' numbers);
+    gen-twopatterns says it is the generator, beside the archive TwoPatterns' numbers it imitates."""
+    folder = tmp_path / "data" / "SonyAIBORobotSurface1"
+    folder.mkdir(parents=True)
+    for split in ("TRAIN", "TEST"):
+        (folder / f"SonyAIBORobotSurface1_{split}.tsv").write_text("1\t0.5\t0.2\n2\t0.1\t0.3\n")
+    _done_run(tmp_path / "runs" / "sony", str(folder))
+    _done_run(tmp_path / "runs" / "gen", "gen-twopatterns")
+    df = collect(tmp_path / "runs")
+    assert sorted(df["dataset"]) == ["SonyAIBORobotSurface1", "gen-twopatterns"]
+    mean = thesis_table(df, THESIS_TABLES[0]).set_index(["dataset", "variant"])
+    assert mean.loc[("SonyAIBORobotSurface1", "baseline"), "anchor"] == pytest.approx(0.402)
+    assert mean.loc[("gen-twopatterns", "baseline"), "anchor"] == pytest.approx(0.197)
+
+
+def test_an_old_run_of_the_twopatterns_generator_still_loads_and_reports(tmp_path: Path) -> None:
+    """Before issue 16 the generator was named ``twopatterns``; such a run's checkpoints say so."""
+    old = _done_run(tmp_path / "runs" / "old", "twopatterns")
+    stats = {"name": "twopatterns", "n_train": 1000, "length": 128}  # no "source": written by the old code
+    save_checkpoint(old.checkpoint_path("stage1", "final"), "stage1", {"data_stats": stats})
+    new = _done_run(tmp_path / "runs" / "new", "twopatterns")  # today: the archive's TwoPatterns
+    stats = {**stats, "name": "TwoPatterns", "source": "/archive/TwoPatterns"}
+    save_checkpoint(new.checkpoint_path("stage1", "final"), "stage1", {"data_stats": stats})
+    assert old.read_config().data.dataset == "gen-twopatterns"
+    assert new.read_config().data.dataset == "twopatterns"
+    df = collect(tmp_path / "runs").set_index("run_dir")
+    assert df.loc[str(old.root), "dataset"] == "gen-twopatterns"
+    assert df.loc[str(new.root), "dataset"] == "TwoPatterns"

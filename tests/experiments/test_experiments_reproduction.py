@@ -144,7 +144,7 @@ def test_reproduction_cpu_sweep_is_the_thesis_grid_at_one_budget() -> None:
     ford = load_sweep("reproduction-cpu-ford")
     assert not set(spec.datasets) & set(ford.datasets)
     assert {d.lower() for d in (*spec.datasets, *ford.datasets)} == {
-        "twopatterns", "ecg5000", "mallat", "electricdevices", "forda", "fordb"
+        "gen-twopatterns", "ecg5000", "mallat", "electricdevices", "forda", "fordb"
     }
     assert tuple(v.name for v in spec.variants) == THESIS_VARIANTS
     configs = [spec.cell_config(cell) for cell in spec.cells()]
@@ -240,7 +240,7 @@ def test_short_nc_run_beats_baseline_svm_probe_on_regenerated_twopatterns(tmp_pa
     from ncvqvae.stage1 import train_stage1
 
     spec = load_sweep("reproduction-cpu")
-    cells = {c.variant.name: c for c in spec.cells() if c.dataset == "twopatterns" and c.seed == 0}
+    cells = {c.variant.name: c for c in spec.cells() if c.dataset == "gen-twopatterns" and c.seed == 0}
     accuracy = {}
     for name in ("baseline", NC_VARIANT):
         cfg = replace(spec.cell_config(cells[name]), progress=False, device="cpu")

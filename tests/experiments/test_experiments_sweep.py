@@ -50,7 +50,7 @@ def _spec(**extra: object):
     data = {
         "name": "t",
         "preset": "smoke",
-        "datasets": ["twopatterns", "cbf"],
+        "datasets": ["gen-twopatterns", "gen-cbf"],
         "variants": ["baseline", "bt_warp"],
         "seeds": [0, 1],
     }
@@ -92,7 +92,7 @@ def test_bad_variants_are_refused_with_a_clear_error(text: str) -> None:
 def test_methods_times_augmentations_span_the_thesis_variants_in_table_order() -> None:
     spec = spec_from_dict(
         {
-            "datasets": ["twopatterns"],
+            "datasets": ["gen-twopatterns"],
             "methods": ["baseline", "barlowtwins", "vibcreg"],
             "augmentations": ["warp", "slice", "gauss"],
             "seeds": [0],
@@ -113,26 +113,26 @@ def test_methods_times_augmentations_span_the_thesis_variants_in_table_order() -
 
 def test_cell_config_layers_preset_overrides_and_cell_fields() -> None:
     spec = _spec(overrides={"stage1.lr": 3e-4, "stage2": {"depth": 1}, "data.n_train": 40})
-    cell = Cell("cbf", Variant.parse("bt_warp"), 1)
+    cell = Cell("gen-cbf", Variant.parse("bt_warp"), 1)
     cfg = spec.cell_config(cell)
     assert cfg.preset == "smoke" and cfg.stage1.max_steps == 3  # from the preset
     assert cfg.stage1.lr == pytest.approx(3e-4) and cfg.stage2.depth == 1 and cfg.data.n_train == 40
     assert (cfg.data.dataset, cfg.stage1.method, cfg.stage1.augmentation.names, cfg.seed) == (
-        "cbf",
+        "gen-cbf",
         "barlowtwins",
         ("warp",),
         1,
     )
-    assert cell.key == "cbf/bt_warp/seed1"
+    assert cell.key == "gen-cbf/bt_warp/seed1"
 
 
 def test_dataset_overrides_apply_to_that_dataset_only_and_set_wins() -> None:
     spec = _spec(
         overrides={"stage1.max_steps": 40, "stage2.depth": 1},
-        dataset_overrides={"cbf": {"stage1.max_steps": 20, "evaluation": {"evaluator_epochs": 7}}},
+        dataset_overrides={"gen-cbf": {"stage1.max_steps": 20, "evaluation": {"evaluator_epochs": 7}}},
     )
-    cbf = spec.cell_config(Cell("cbf", Variant.parse("bt_warp"), 0))
-    tp = spec.cell_config(Cell("twopatterns", Variant.parse("bt_warp"), 0))
+    cbf = spec.cell_config(Cell("gen-cbf", Variant.parse("bt_warp"), 0))
+    tp = spec.cell_config(Cell("gen-twopatterns", Variant.parse("bt_warp"), 0))
     assert (cbf.stage1.max_steps, cbf.evaluation.evaluator_epochs, cbf.stage2.depth) == (20, 7, 1)
     assert tp.stage1.max_steps == 40 and tp.evaluation.evaluator_epochs != 7 and tp.stage2.depth == 1
     assert spec_from_dict(spec.to_dict()).dataset_overrides == spec.dataset_overrides  # round trip
@@ -140,8 +140,8 @@ def test_dataset_overrides_apply_to_that_dataset_only_and_set_wins() -> None:
     assert {forced.cell_config(c).stage1.max_steps for c in forced.cells()} == {2}
     with pytest.raises(ConfigError, match=r"test.yaml.*dataset_overrides' names dataset\(s\) ECG5000"):
         _spec(dataset_overrides={"ECG5000": {"stage1.max_steps": 1}})
-    with pytest.raises(ConfigError, match=r"test.yaml \(dataset_overrides.cbf\).*stage1.nope"):
-        _spec(dataset_overrides={"cbf": {"stage1.nope": 1}})
+    with pytest.raises(ConfigError, match=r"test.yaml \(dataset_overrides.gen-cbf\).*stage1.nope"):
+        _spec(dataset_overrides={"gen-cbf": {"stage1.nope": 1}})
 
 
 def test_spec_errors_name_the_file_and_the_field() -> None:
@@ -163,7 +163,7 @@ def test_shipped_sweeps_load_with_the_thesis_grid_sizes() -> None:
     assert (len(thesis.datasets), len(thesis.variants), len(thesis.seeds)) == (13, 7, 4)
     assert len(thesis.cells()) == 364 and thesis.preset == "thesis"
     offline = load_sweep("thesis-offline")
-    assert set(offline.datasets) < set(thesis.datasets) | {"twopatterns"}
+    assert set(offline.datasets) < set(thesis.datasets) | {"gen-twopatterns"}
     assert len(offline.variants) == 7 and len(offline.seeds) == 4
 
 
@@ -237,10 +237,10 @@ def test_evaluators_are_prepared_once_per_dataset_before_the_cells(tmp_path: Pat
         seen.append((cfg.data.dataset, sum(cell_status(c.run_dir(tmp_path)) == "done" for c in spec.cells())))
 
     for cell in spec.cells():
-        if cell.dataset == "cbf":  # every cbf cell is finished: its evaluator is not needed
+        if cell.dataset == "gen-cbf":  # every gen-cbf cell is finished: its evaluator is not needed
             atomic_write_json(cell.run_dir(tmp_path) / DONE_NAME, {"summary": {}})
     run_sweep(spec, tmp_path, progress=False, cell_fn=fake_cell, evaluator_fn=evaluator)
-    assert seen == [("twopatterns", 4)]  # once, and before any twopatterns cell ran
+    assert seen == [("gen-twopatterns", 4)]  # once, and before any gen-twopatterns cell ran
 
 
 def test_worker_processes_run_cells_in_parallel_and_skip_on_rerun(tmp_path: Path) -> None:
@@ -312,12 +312,12 @@ def test_a_sweep_directory_refuses_other_settings_but_accepts_a_bigger_grid(tmp_
     run_sweep(_spec(seeds=[0]), tmp_path, progress=False, cell_fn=fake_cell, evaluator_fn=None)
     with pytest.raises(ConfigError, match=r"other settings \(overrides: saved"):
         run_sweep(_spec(seeds=[0], overrides={"stage1.lr": 0.1}), tmp_path, progress=False, cell_fn=fake_cell)
-    with pytest.raises(ConfigError, match=r"dataset_overrides.cbf: saved None, now \{'stage1'"):
-        run_sweep(_spec(seeds=[0], dataset_overrides={"cbf": {"stage1.lr": 0.1}}), tmp_path, progress=False,
-                  cell_fn=fake_cell)
+    with pytest.raises(ConfigError, match=r"dataset_overrides.gen-cbf: saved None, now \{'stage1'"):
+        run_sweep(_spec(seeds=[0], dataset_overrides={"gen-cbf": {"stage1.lr": 0.1}}), tmp_path,
+                  progress=False, cell_fn=fake_cell)
     # a dataset the saved sweep did not run may bring its own overrides
-    grid = {"datasets": ["twopatterns", "cbf", "syntheticcontrol"], "seeds": [0]}
-    run_sweep(_spec(**grid, dataset_overrides={"syntheticcontrol": {"stage1.lr": 0.1}}), tmp_path,
+    grid = {"datasets": ["gen-twopatterns", "gen-cbf", "gen-syntheticcontrol"], "seeds": [0]}
+    run_sweep(_spec(**grid, dataset_overrides={"gen-syntheticcontrol": {"stage1.lr": 0.1}}), tmp_path,
               progress=False, cell_fn=fake_cell, evaluator_fn=None)
     with pytest.raises(ConfigError, match="preset: saved 'smoke', now 'quick'"):
         run_sweep(_spec(seeds=[0], preset="quick"), tmp_path, progress=False, cell_fn=fake_cell)

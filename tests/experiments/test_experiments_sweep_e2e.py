@@ -49,7 +49,7 @@ def _write_spec(path: Path, **fields: object) -> Path:
     spec = {
         "name": "tiny",
         "preset": "smoke",
-        "datasets": ["twopatterns", "cbf"],
+        "datasets": ["gen-twopatterns", "gen-cbf"],
         "variants": ["baseline", "bt_warp"],
         "seeds": [0, 1],
         "overrides": TINY,
@@ -103,12 +103,13 @@ def test_local_sweep_survives_kill_9_and_reports(tmp_path: Path) -> None:
     paths = write_report(sweep_dir)
     df = pd.read_csv(paths["csv"])
     assert len(df) == 8 and set(df["status"]) == {"done"}
-    assert set(df["dataset"]) == {"twopatterns", "cbf"} and set(df["variant"]) == {"baseline", "bt_warp"}
+    assert set(df["dataset"]) == {"gen-twopatterns", "gen-cbf"}
+    assert set(df["variant"]) == {"baseline", "bt_warp"}
     for column in ["recon", "knn", "svm", "fid", "is", "cas", "evaluator_accuracy", "stage1_s"]:
         assert df[column].notna().all(), column
     md = paths["markdown"].read_text()
-    assert "Table 1" in md and "Table 7" in md and "| twopatterns |" in md and " ± " in md
-    assert "(thesis 0.197" in md  # twopatterns baseline, Table 1
+    assert "Table 1" in md and "Table 7" in md and "| gen-twopatterns |" in md and " ± " in md
+    assert "(thesis 0.197" in md  # gen-twopatterns baseline beside TwoPatterns', Table 1
     assert len(list((sweep_dir / "report_figures").glob("*.png"))) == 4
     for cell_dir in {p.parent for p in after}:
         assert (cell_dir / "report.md").is_file() and (cell_dir / "cell.log").is_file()
@@ -119,7 +120,7 @@ def test_ray_executor_runs_a_tiny_sweep_on_a_local_ray_instance(tmp_path: Path) 
     spec = load_sweep(
         _write_spec(
             tmp_path / "tiny.yaml",
-            datasets=["twopatterns"],
+            datasets=["gen-twopatterns"],
             variants=["bt_warp"],
             executor={"name": "ray", "cpus_per_cell": 1},
         )

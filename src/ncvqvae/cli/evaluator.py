@@ -8,7 +8,7 @@ published FCN accuracy on real data when the dataset is in the thesis' list.
 Examples::
 
     ncvqvae evaluator train ECG5000
-    ncvqvae evaluator info twopatterns --set data.n_train=200 --epochs 50
+    ncvqvae evaluator info gen-twopatterns --set data.n_train=200 --epochs 50
 """
 
 from __future__ import annotations

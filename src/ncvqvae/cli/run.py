@@ -2,7 +2,7 @@
 
 Examples::
 
-    ncvqvae run                       # offline, CPU, minutes: twopatterns, VIbCReg + Warp, quick preset
+    ncvqvae run                       # offline, CPU, minutes: gen-twopatterns, VIbCReg + Warp, quick preset
     ncvqvae run --dataset ECG5000 --method barlowtwins --aug slice --preset thesis --seed 3
 
 Interrupt it anywhere (Ctrl-C, kill -9) and run the same command again: it continues from the last
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--dataset", help="UCR/UEA name, built-in generator or file path (default: twopatterns)"
+        "--dataset", help="UCR/UEA name, built-in generator (gen-...) or file path (default: gen-twopatterns)"
     )
     parser.add_argument("--method", choices=METHODS, help="stage-1 method (default: vibcreg)")
     parser.add_argument("--aug", help="augmentations of the second view, comma-separated: warp, slice, gauss")
@@ -71,7 +71,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
-    """``runs/<dataset>-<variant>-<preset>-s<seed>``, e.g. ``runs/twopatterns-vibcreg_warp-quick-s0``."""
+    """``runs/<dataset>-<variant>-<preset>-s<seed>``, e.g. ``runs/gen-twopatterns-vibcreg_warp-quick-s0``."""
     from ncvqvae.experiments.sweep import Variant, dataset_slug
 
     variant = Variant.from_config(cfg).name

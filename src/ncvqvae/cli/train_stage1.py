@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train the stage-1 tokenizer (VQ-VAE, optionally with Barlow Twins / VIbCReg)",
         description="Train stage 1 of a run; resumes automatically when the run directory has a checkpoint.",
     )
-    parser.add_argument("--dataset", help="UCR/UEA name, built-in generator (twopatterns, ...) or file path")
+    parser.add_argument(
+        "--dataset", help="UCR/UEA name, built-in generator (gen-twopatterns, ...) or file path"
+    )
     parser.add_argument("--method", help="baseline, barlowtwins or vibcreg")
     parser.add_argument("--aug", help="augmentations of the second view, comma-separated: warp, slice, gauss")
     parser.add_argument("--seed", type=int)

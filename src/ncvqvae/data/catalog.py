@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from ncvqvae.data.dataset import Dataset
 
 # The built-in generators (ncvqvae.data.generators) are named datasets too; listed here so that
-# suggestions cover them without importing numpy-heavy code.
-GENERATOR_NAMES: tuple[str, ...] = ("twopatterns", "cbf", "syntheticcontrol")
+# suggestions cover them without importing numpy-heavy code (a test checks both lists agree).
+GENERATOR_NAMES: tuple[str, ...] = ("gen-twopatterns", "gen-cbf", "gen-syntheticcontrol")
 
 _CSV = "DataSummary_UCR.csv"
 

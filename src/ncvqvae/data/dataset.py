@@ -20,7 +20,7 @@ class Dataset:
     """A labelled (or unlabelled) time-series dataset with an optional test split.
 
     Attributes:
-        name: dataset name (``"ECG5000"``, ``"twopatterns"``, a file stem...).
+        name: dataset name (``"ECG5000"``, ``"gen-twopatterns"`` for a built-in generator, a file stem...).
         X_train: float32 array (n_train, C, L); may hold NaN (missing values, padding).
         y_train: int64 labels in 0..K-1, or ``None`` for unlabelled data.
         X_test: float32 array (n_test, C, L), or ``None`` when only one split exists.
@@ -86,6 +86,7 @@ class PreparedData:
             maps model space back to the data's scale.
         normalization: "global", "per_series" or "none".
         label_values: the original label of each class id.
+        source: where the data came from (:attr:`Dataset.source`: a folder, ``"generator:twopatterns"``).
     """
 
     name: str
@@ -101,6 +102,7 @@ class PreparedData:
     y_val: torch.Tensor | None = None
     label_values: tuple[Any, ...] = ()
     class_names: tuple[str, ...] = ()
+    source: str = ""
 
     @property
     def n_channels(self) -> int:

@@ -1,13 +1,18 @@
 """Built-in synthetic datasets: TwoPatterns, CBF and SyntheticControl, regenerated from their formulas.
 
 They are the offline default data of the package and the data of its tests. Each generator reproduces
-the generating process of the UCR archive's dataset of the same name, at the archive's split sizes, with
+the generating process of the UCR archive's dataset it imitates, at the archive's split sizes, with
 every series z-normalised like the archive's files (sample standard deviation, ``ddof=1``):
 
-- ``twopatterns`` (Geurts 2001): 1000/4000 series of length 128, 4 classes drawn at random.
-- ``cbf`` (Saito 1994): cylinder, bell, funnel; 30/900 series of length 128, 3 classes drawn at random.
-- ``syntheticcontrol`` (Alcock & Manolopoulos 1999): 300/300 series of length 60, 6 classes, 50 per
+- ``gen-twopatterns`` (Geurts 2001): 1000/4000 series of length 128, 4 classes drawn at random.
+- ``gen-cbf`` (Saito 1994): cylinder, bell, funnel; 30/900 series of length 128, 3 classes drawn at
+  random.
+- ``gen-syntheticcontrol`` (Alcock & Manolopoulos 1999): 300/300 series of length 60, 6 classes, 50 per
   class per split.
+
+The ``gen-`` prefix keeps a generator's name apart from the archive's dataset (``TwoPatterns``, in any
+case, is the archive's files). Before that prefix the generators were called ``twopatterns``, ``cbf`` and
+``syntheticcontrol``: :data:`LEGACY_NAMES` maps those names, for reading run directories made then.
 
 All randomness comes from one ``numpy.random.Generator(PCG64)`` per split, both spawned from
 ``SeedSequence(seed)``: the same seed gives the same data, and the test split does not depend on the
@@ -16,8 +21,10 @@ train size.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +40,7 @@ class GeneratorSpec:
     """What a built-in generator produces (the archive's dataset of the same name).
 
     Attributes:
-        name: generator name (lower case), e.g. ``"twopatterns"``.
+        name: generator name (lower case, with the ``gen-`` prefix), e.g. ``"gen-twopatterns"``.
         catalog_name: the UCR archive's spelling, e.g. ``"TwoPatterns"``.
         n_train, n_test: the archive's split sizes (the defaults).
         length: series length.
@@ -144,7 +151,7 @@ def _synthetic_control(n: int, rng: np.random.Generator, labels: np.ndarray) -> 
 _SPECS: dict[str, tuple[GeneratorSpec, _Formula]] = {
     "twopatterns": (
         GeneratorSpec(
-            name="twopatterns", catalog_name="TwoPatterns", n_train=1000, n_test=4000, length=128,
+            name="gen-twopatterns", catalog_name="TwoPatterns", n_train=1000, n_test=4000, length=128,
             label_values=(1, 2, 3, 4), class_names=("down-down", "up-down", "down-up", "up-up"),
             balanced=False, reference="Geurts 2001",
         ),
@@ -152,7 +159,7 @@ _SPECS: dict[str, tuple[GeneratorSpec, _Formula]] = {
     ),
     "cbf": (
         GeneratorSpec(
-            name="cbf", catalog_name="CBF", n_train=30, n_test=900, length=128,
+            name="gen-cbf", catalog_name="CBF", n_train=30, n_test=900, length=128,
             label_values=(1, 2, 3), class_names=("cylinder", "bell", "funnel"),
             balanced=False, reference="Saito 1994",
         ),
@@ -160,7 +167,7 @@ _SPECS: dict[str, tuple[GeneratorSpec, _Formula]] = {
     ),
     "syntheticcontrol": (
         GeneratorSpec(
-            name="syntheticcontrol", catalog_name="SyntheticControl", n_train=300, n_test=300, length=60,
+            name="gen-syntheticcontrol", catalog_name="SyntheticControl", n_train=300, n_test=300, length=60,
             label_values=(1, 2, 3, 4, 5, 6),
             class_names=(
                 "normal", "cyclic", "increasing trend", "decreasing trend", "upward shift", "downward shift",
@@ -172,15 +179,52 @@ _SPECS: dict[str, tuple[GeneratorSpec, _Formula]] = {
 }
 
 
+#: What marks a dataset name as a built-in generator's (``gen-twopatterns``).
+PREFIX = "gen-"
+
+#: The generators' names before the ``gen-`` prefix → their names now. Only for run directories and
+#: configs written then (see :meth:`ncvqvae.training.RunDir.read_config`): today these names are the
+#: archive's datasets.
+LEGACY_NAMES: dict[str, str] = {key: PREFIX + key for key in _SPECS}
+
+
 def names() -> tuple[str, ...]:
-    """The built-in generator names (lower case)."""
-    return tuple(_SPECS)
+    """The built-in generator names (lower case, ``gen-`` prefix)."""
+    return tuple(gen_spec.name for gen_spec, _ in _SPECS.values())
+
+
+def _key(name: str) -> str | None:
+    """The ``_SPECS`` key of a generator name (case-insensitive), or ``None``."""
+    text = name.strip().lower()
+    if not text.startswith(PREFIX):
+        return None
+    key = text[len(PREFIX):]
+    return key if key in _SPECS else None
 
 
 def spec(name: str) -> GeneratorSpec | None:
-    """The spec of generator ``name`` (case-insensitive), or ``None`` when there is no such generator."""
-    found = _SPECS.get(name.strip().lower())
-    return found[0] if found else None
+    """The spec of generator ``name`` (``gen-twopatterns``, any case), or ``None`` for other names.
+
+    A name without the ``gen-`` prefix is never a generator: ``TwoPatterns`` is the archive's dataset.
+    """
+    key = _key(name)
+    return _SPECS[key][0] if key else None
+
+
+def is_generator_name(name_or_path: str | os.PathLike[str]) -> bool:
+    """Whether ``load_dataset(name_or_path)`` runs a generator: a ``gen-`` name that is not a path."""
+    text = os.fspath(name_or_path)
+    return spec(text) is not None and not Path(text).expanduser().exists()
+
+
+def reference_name(name: str) -> str:
+    """The archive dataset whose published numbers ``name`` is compared with.
+
+    A generator's is the dataset it imitates (``gen-twopatterns`` → ``TwoPatterns``); any other name is
+    its own.
+    """
+    found = spec(name)
+    return found.catalog_name if found is not None else name
 
 
 def _labels(n: int, n_classes: int, balanced: bool, rng: np.random.Generator) -> np.ndarray:
@@ -201,33 +245,37 @@ def generate(name: str, *, seed: int = 0, n_train: int | None = None, n_test: in
     """Generate a built-in dataset.
 
     Args:
-        name: ``"twopatterns"``, ``"cbf"`` or ``"syntheticcontrol"`` (case-insensitive).
+        name: ``"gen-twopatterns"``, ``"gen-cbf"`` or ``"gen-syntheticcontrol"`` (case-insensitive);
+            the bare ``"twopatterns"``, ``"cbf"``, ``"syntheticcontrol"`` too, since this function
+            only generates (no archive dataset can be meant).
         seed: the seed of both splits; the same seed gives the same data.
         n_train: train size (default: the archive's); 0 or more.
         n_test: test size (default: the archive's); 0 gives no test split.
 
     Returns:
         A :class:`~ncvqvae.data.dataset.Dataset` with X_train (n_train, 1, L) float32, labels 0..K-1,
-        ``label_values`` the archive's original labels, ``source="generator:<name>"`` and
-        ``metadata["regenerated"] = True``.
+        ``label_values`` the archive's original labels, ``name`` the generator's name
+        (``"gen-twopatterns"``), ``source="generator:twopatterns"`` and ``metadata["regenerated"] = True``.
 
     Raises:
         DataError: for an unknown name or a negative size.
     """
-    key = name.strip().lower()
+    key = _key(name) or name.strip().lower()
     if key not in _SPECS:
-        raise DataError(f"unknown generator {name!r}: expected one of {', '.join(_SPECS)}")
+        raise DataError(f"unknown generator {name!r}: expected one of {', '.join(names())}")
     gen_spec = _SPECS[key][0]
     n_train = gen_spec.n_train if n_train is None else int(n_train)
     n_test = gen_spec.n_test if n_test is None else int(n_test)
     if n_train < 1 or n_test < 0:
-        raise DataError(f"generator {key!r}: n_train must be ≥ 1 and n_test ≥ 0, got {n_train} and {n_test}")
+        raise DataError(
+            f"generator {gen_spec.name!r}: n_train must be ≥ 1 and n_test ≥ 0, got {n_train} and {n_test}"
+        )
     # Independent streams per split, so the test data do not change with n_train.
     train_seq, test_seq = np.random.SeedSequence(seed).spawn(2)
     x_train, y_train = _split(key, n_train, np.random.Generator(np.random.PCG64(train_seq)))
     x_test, y_test = _split(key, n_test, np.random.Generator(np.random.PCG64(test_seq)))
     return Dataset(
-        name=key,
+        name=gen_spec.name,
         X_train=x_train,
         y_train=y_train,
         X_test=x_test if n_test > 0 else None,

@@ -4,10 +4,14 @@ A dataset can be named by
 
 1. a path: a single file (train only, or both splits for an ``.npz`` with ``X_test``), a file plus an
    explicit ``test=`` file, or a folder holding ``<Name>_TRAIN.<ext>`` and ``<Name>_TEST.<ext>``;
-2. a built-in generator name (``twopatterns``, ``cbf``, ``syntheticcontrol``; case-insensitive);
+2. a built-in generator name (``gen-twopatterns``, ``gen-cbf``, ``gen-syntheticcontrol``; any case);
 3. a dataset name found in an archive root (``data_dir``, else ``NCVQVAE_DATA_DIR``), either as the UCR
    2018 folder layout ``<root>/<Name>/<Name>_TRAIN.tsv`` or the flat ``<root>/<Name>_TRAIN.tsv``;
-4. a dataset name that :func:`ncvqvae.data.fetch.fetch_dataset` can fetch.
+4. a dataset name that :func:`ncvqvae.data.fetch.fetch_dataset` can fetch (its cache first).
+
+A UCR/UEA name always means the archive's dataset, also where a generator imitates it: ``TwoPatterns``
+(any case) is the archive's files, ``gen-twopatterns`` the generator. :func:`dataset_name` gives the name
+a dataset is reported under without loading it.
 
 Whatever the source, labels are remapped to 0..K-1 consistently across splits (sorted original labels,
 numerically when they are numbers), and variable-length series are handled by a ``length_policy``.
@@ -53,7 +57,7 @@ def load_dataset(
     """Load a dataset by name or path.
 
     Args:
-        name_or_path: a file, a folder, a built-in generator name, or a UCR/UEA dataset name.
+        name_or_path: a file, a folder, a built-in generator name (``gen-...``), or a UCR/UEA dataset name.
         test: an explicit test file for a train file given as ``name_or_path``.
         data_dir: an archive root searched for ``<Name>/`` (default: ``NCVQVAE_DATA_DIR``).
         layout: axis order of ``.npy``/``.npz`` arrays: ``"nct"``, ``"ntc"`` or ``"nt"``.
@@ -312,12 +316,40 @@ def _stem_name(path: Path) -> str:
 
 
 def _generate(name: str, *, seed: int, n_train: int | None, n_test: int | None) -> Dataset | None:
-    """A built-in generator's Dataset, or ``None`` when ``name`` is not a generator."""
+    """A built-in generator's Dataset, or ``None`` when ``name`` is not a generator (``gen-...``) name."""
     from ncvqvae.data import generators  # imported late: only reached for names that are not paths
 
-    if name.strip().lower() not in generators.names():
+    if generators.spec(name) is None:
         return None
     return generators.generate(name, seed=seed, n_train=n_train, n_test=n_test)
+
+
+def dataset_name(name_or_path: str | os.PathLike[str]) -> str:
+    """The name a dataset is reported under, found without loading it.
+
+    A generator keeps its name (``gen-twopatterns``); a UCR/UEA name gets the catalog's spelling
+    (``twopatterns`` → ``TwoPatterns``); a folder or file gives the dataset it holds
+    (``./SonyAIBORobotSurface1/`` or ``x/SonyAIBORobotSurface1_TRAIN.tsv`` → ``SonyAIBORobotSurface1``),
+    so that reports can put the thesis' numbers beside it. Any other name is returned as given.
+    """
+    from ncvqvae.data import generators
+    from ncvqvae.data.catalog import lookup
+
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if generators.is_generator_name(text):
+        return generators.spec(text).name  # type: ignore[union-attr]
+    if path.is_dir():
+        try:
+            name = _split_files(path, None)[2]
+        except DataError:
+            name = path.resolve().name
+    elif path.is_file() or _looks_like_path(text):
+        name = _stem_name(path)
+    else:
+        name = text.strip()
+    entry = lookup(name)
+    return entry.name if entry is not None else name
 
 
 def _archive_roots(data_dir: Any) -> list[Path]:
@@ -401,9 +433,19 @@ def _split_files(root: Path, stem: str | None) -> tuple[Path, Path, str]:
 
 def _fetch(name: str, data_dir: Any) -> Path:
     """Fetch ``name`` (local cache, official archive, mirrors); fetch_dataset's error suggests close names."""
+    from ncvqvae.data import generators
     from ncvqvae.data.fetch import fetch_dataset  # imported late: network code only for unknown names
 
-    return Path(fetch_dataset(name, data_dir=data_dir))
+    try:
+        return Path(fetch_dataset(name, data_dir=data_dir))
+    except DataError as err:
+        imitation = generators.spec(generators.PREFIX + name.strip().lower())
+        if imitation is None:
+            raise
+        raise DataError(
+            f"{err}. Offline, the built-in generator {imitation.name!r} regenerates {imitation.catalog_name} "
+            "(the archive's generating process and sizes, not its files)"
+        ) from err
 
 
 def _check_labels_required(dataset: Dataset, required: bool) -> Dataset:

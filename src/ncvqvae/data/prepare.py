@@ -114,6 +114,7 @@ def prepare(
         y_val=labels(y_val),
         label_values=label_values,
         class_names=class_names,
+        source=dataset.source,
     )
 
 
@@ -123,17 +124,29 @@ def load_prepared(cfg: DataConfig, seed: int = 0) -> PreparedData:
     Args:
         cfg: which data and how to prepare it.
         seed: the run's seed, used for the validation split (the generators use ``cfg.generator_seed``).
+
+    ``cfg.n_train``/``cfg.n_test`` size the built-in generators only: any other dataset is used whole
+    (with one log line), so that a preset's generator sizes (``quick``) work on every dataset.
     """
+    from ncvqvae.data.generators import is_generator_name
     from ncvqvae.data.loading import load_dataset  # loading pulls in readers and fetchers: import late
 
+    sizes = {"n_train": cfg.n_train, "n_test": cfg.n_test}
+    if not is_generator_name(cfg.dataset):
+        given = {k: v for k, v in sizes.items() if v is not None}
+        if given:
+            log.info(
+                "%s: data.%s apply to the built-in generators (gen-...) only; this dataset is used whole",
+                cfg.dataset, "/".join(f"{k}={v}" for k, v in given.items()),
+            )
+        sizes = {"n_train": None, "n_test": None}
     dataset = load_dataset(
         cfg.dataset,
         data_dir=cfg.data_dir,
         layout=cfg.layout,
         length_policy=cfg.length_policy,
         seed=cfg.generator_seed,
-        n_train=cfg.n_train,
-        n_test=cfg.n_test,
+        **sizes,
     )
     return prepare(dataset, normalization=cfg.normalization, val_fraction=cfg.val_fraction, seed=seed)
 

@@ -247,16 +247,18 @@ def _check_data(data: PreparedData) -> None:
 def real_data_ceiling(dataset: str) -> dict[str, Any] | None:
     """The published real-data accuracies of ``dataset`` (FCN and ResNet, Fawaz et al. 2019; 1-NN).
 
-    Read from the package's ``experiments/anchors/real_data_ceilings.csv`` (matched case-insensitively);
-    ``None`` when the dataset is not listed.
+    Read from the package's ``experiments/anchors/real_data_ceilings.csv`` (matched case-insensitively;
+    a built-in generator by the archive dataset it imitates); ``None`` when the dataset is not listed.
     """
     import pandas as pd
+
+    from ncvqvae.data.generators import reference_name
 
     path = Path(__file__).resolve().parent.parent / "experiments" / "anchors" / "real_data_ceilings.csv"
     if not path.is_file():
         return None
     table = pd.read_csv(path)
-    rows = table[table["dataset"].str.lower() == dataset.lower()]
+    rows = table[table["dataset"].str.lower() == reference_name(dataset).lower()]
     return (
         None if rows.empty else {k: (v.item() if hasattr(v, "item") else v) for k, v in rows.iloc[0].items()}
     )

@@ -218,7 +218,9 @@ def evaluate_stage1(
         ``probes``: ``knn_accuracy``, ``svm_accuracy``, ``knn_k``, ``svm_c``, ``n_train``, ``n_test``
         (only ``note`` when the data has no labels or no test split);
         ``codebook``: ``split``, ``perplexity``, ``usage``, ``used_codes``, ``code_counts``,
-        ``token_grid`` (nested lists).
+        ``token_grid`` (nested lists);
+        ``data``: the dataset's ``name`` and ``source`` (what was loaded: a UCR name is the archive's
+        files, a built-in generator says ``generator:...``).
     """
     cfg = cfg or EvaluationConfig()
     split, X_eval = ("test", data.X_test) if data.X_test is not None else ("train", data.X_train)
@@ -238,7 +240,12 @@ def evaluate_stage1(
 
     codebook = {"split": split, **codebook_stats(model, X_eval, batch_size=batch_size)}
     codebook["token_grid"] = codebook["token_grid"].tolist()
-    return {"reconstruction": reconstruction, "probes": probes, "codebook": codebook}
+    return {
+        "reconstruction": reconstruction,
+        "probes": probes,
+        "codebook": codebook,
+        "data": {"name": data.name, "source": data.source},
+    }
 
 
 def headline(results: dict[str, Any]) -> dict[str, float | int]:

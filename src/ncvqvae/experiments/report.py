@@ -28,6 +28,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ncvqvae.data import generators
+from ncvqvae.data.loading import dataset_name
 from ncvqvae.errors import NcvqvaeError
 from ncvqvae.evaluation.pipeline import FIGURE_NAMES
 from ncvqvae.evaluation.pipeline import FIGURES_DIR as EVALUATION_DIR
@@ -125,13 +127,17 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     cfg = RunDir(run_dir).read_config()
     variant = Variant.from_config(cfg)
-    metrics = flatten(read_results(run_dir))
+    results = read_results(run_dir)
+    metrics = flatten(results)
     timings = read_timings(run_dir)
     has_stage2 = (run_dir / "stage2").is_dir()
     has_generation = "generation.fid" in metrics
     has_cas = metrics.get("generation.cas") is not None
     row: dict[str, Any] = {
-        "dataset": cfg.data.dataset,
+        # the dataset's own name (a folder ./SonyAIBORobotSurface1 → SonyAIBORobotSurface1), so that
+        # the thesis' numbers can stand beside it; data_source says what was loaded
+        "dataset": dataset_name(cfg.data.dataset),
+        "data_source": results.get("stage1", {}).get("data", {}).get("source", ""),
         "variant": variant.name,
         "method": variant.method,
         "augmentation": "+".join(variant.augmentations) or "none",
@@ -288,10 +294,14 @@ def load_anchor(name: str) -> pd.DataFrame:
 
 
 def anchor_value(anchor: pd.DataFrame | None, dataset: str, column: str) -> float | None:
-    """The thesis value for (dataset, column), matching dataset names case-insensitively, or ``None``."""
-    if anchor is None or column not in anchor.columns or dataset.lower() not in anchor.index:
+    """The thesis value for (dataset, column), matching dataset names case-insensitively, or ``None``.
+
+    A built-in generator (``gen-twopatterns``) is matched with the archive dataset it imitates.
+    """
+    key = generators.reference_name(dataset).lower()
+    if anchor is None or column not in anchor.columns or key not in anchor.index:
         return None
-    value = anchor.at[dataset.lower(), column]
+    value = anchor.at[key, column]
     return None if pd.isna(value) else float(value)
 
 
