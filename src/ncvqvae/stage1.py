@@ -29,6 +29,7 @@ from ncvqvae.config import RunConfig, to_dict
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.data.generators import LEGACY_NAMES
 from ncvqvae.errors import CheckpointError, DataError
+from ncvqvae.precision import autocast_dtype
 from ncvqvae.training import (
     MetricsLog,
     RunDir,
@@ -111,6 +112,7 @@ def train_stage1(
 
     # --- resume or start over ---------------------------------------------------------------------
     device = pick_device(cfg.device)  # a bad device name fails here, before anything is written
+    amp = autocast_dtype(cfg.precision, device)  # bf16 convolutions and projector, fp32 weights/losses
     checkpoint: dict[str, Any] | None = None
     if last_path.is_file():
         if resume:
@@ -129,7 +131,7 @@ def train_stage1(
 
     n_train = int(data.X_train.shape[0])
     # SPEC §3: cosine T_max = epochs · (ceil(N / batch) + 1), as the reference (lr never quite reaches 0).
-    plan = plan_steps(n_train, s1.batch_size, s1.epochs, s1.max_steps)
+    plan = plan_steps(n_train, s1.batch_size, s1.epochs, s1.max_steps, s1.steps)
     n_steps_epoch, total_steps = plan.steps_per_epoch, plan.total_steps
 
     # The loop owns the global RNG (model init, dropout) while it runs; fork_rng gives the caller's
@@ -142,7 +144,7 @@ def train_stage1(
         # NC step on CPU (docs/benchmarks.md); same update rule.
         fused = device.type in ("cpu", "cuda")
         optimizer = torch.optim.AdamW(model.parameters(), lr=s1.lr, weight_decay=s1.weight_decay, fused=fused)
-        scheduler = cosine_schedule(optimizer, plan.t_max)
+        scheduler = cosine_schedule(optimizer, plan.t_max, s1.warmup_steps)
         aug_generator = make_generator(derive_seed(cfg.seed, STAGE, "augment"), device)
         augment = _build_augmentation(cfg) if model.is_nc else None
         # Everything a checkpoint saves and a resume restores.
@@ -155,7 +157,8 @@ def train_stage1(
             step, epoch_sums = restore_loop_state(checkpoint, **live)
             log.info("resuming stage 1 of %s at step %d of %d", run.root, step, total_steps)
         else:
-            log.info("training stage 1 of %s: %d steps on %s", run.root, total_steps, device)
+            log.info("training stage 1 of %s: %d steps on %s (%s)", run.root, total_steps, device,
+                     "bf16 autocast" if amp is not None else "fp32")
 
         def save_last() -> None:
             sums = steplog.epoch_sums
@@ -181,7 +184,8 @@ def train_stage1(
                 x_aug = augment(x, aug_generator) if augment is not None else None
 
                 lr = optimizer.param_groups[0]["lr"]
-                out = model(x, x_aug)
+                with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                    out = model(x, x_aug)
                 # One device sync per step: every term as a Python float, for the guard and the logs.
                 stacked = torch.stack([out.loss, *out.terms.values()]).detach().float().tolist()
                 values = dict(zip(["loss", *out.terms], stacked, strict=True))
@@ -214,6 +218,7 @@ def train_stage1(
     from ncvqvae.evaluation.stage1 import stage1_record, update_results
 
     record = stage1_record(results, checkpoint=final_path, run_root=run.root, step=step)
+    record["precision"] = "fp32" if amp is None else "bf16"  # the training's arithmetic (stage 2 in its log)
     update_results(run.root, STAGE, record)
     os.replace(last_path, final_path)
     log.info("stage 1 finished: %s", final_path)

@@ -41,6 +41,7 @@ from ncvqvae.errors import CheckpointError, ConfigError, DataError
 from ncvqvae.home import atomic_write_json
 from ncvqvae.maskgit import MASKING_CONVENTIONS, draw_mask, masked_token_loss, sample_categorical
 from ncvqvae.models.prior import PRIOR_VARIANTS, BidirectionalTransformer
+from ncvqvae.precision import autocast_dtype
 from ncvqvae.training import (
     STAGE2_SOURCE_FILE,
     MetricsLog,
@@ -81,7 +82,6 @@ _BOOKKEEPING_FIELDS = frozenset(
         "stage2.temperature",
         "stage2.choice_temperature",
         "stage2.guidance",
-        "stage2.precision",  # changes rounding, not the model: a run may resume on another machine
     }
 )
 
@@ -186,10 +186,10 @@ def train_stage2(
 
     n_train = int(data.X_train.shape[0])
     # the same T_max as stage 1 (SPEC §3/§4, as the reference): epochs · (ceil(N / batch) + 1)
-    plan = plan_steps(n_train, s2.batch_size, s2.epochs, s2.max_steps)
+    plan = plan_steps(n_train, s2.batch_size, s2.epochs, s2.max_steps, s2.steps)
     n_steps_epoch, total_steps = plan.steps_per_epoch, plan.total_steps
 
-    amp = autocast_dtype(s2.precision, device)  # bf16 matmuls, fp32 master weights
+    amp = autocast_dtype(cfg.precision, device)  # bf16 matmuls, fp32 master weights
     precision = "bf16 autocast" if amp is not None else "fp32"
 
     # The loop owns the global RNG (model init, dropout) while it runs; fork_rng gives the caller's
@@ -201,7 +201,7 @@ def train_stage2(
         # fused AdamW as in stage 1 (one kernel instead of a per-tensor loop; same update rule)
         fused = device.type in ("cpu", "cuda")
         optimizer = torch.optim.AdamW(prior.parameters(), lr=s2.lr, weight_decay=s2.weight_decay, fused=fused)
-        scheduler = cosine_schedule(optimizer, plan.t_max)
+        scheduler = cosine_schedule(optimizer, plan.t_max, s2.warmup_steps)
         # codes, class dropout, t and mask positions: every draw of the loop comes from this generator
         generator = make_generator(derive_seed(cfg.seed, STAGE, "draws"), device)
         live = dict(model=prior, optimizer=optimizer, scheduler=scheduler, generators={"draws": generator})
@@ -218,7 +218,7 @@ def train_stage2(
             sums = steplog.epoch_sums
             state = loop_state(**live, step=step, steps_per_epoch=n_steps_epoch, epoch_sums=sums)
             payload = {"model_config": dict(prior.config), **state}
-            payload.update(data_stats=stats, source=source, run_config=to_dict(cfg))
+            payload.update(data_stats=stats, source=source, run_config=to_dict(cfg), precision=precision)
             save_checkpoint(last_path, STAGE, payload)
 
         # Everything a batch needs lives on the device: the code logits of every training series and
@@ -291,7 +291,7 @@ def is_finished(cfg: RunConfig, run_dir: str | os.PathLike[str]) -> bool:
 def _planned_steps(s2: Stage2Config, finished: dict[str, Any]) -> int:
     """The steps ``s2`` plans for the training split a finished checkpoint was trained on."""
     n_train = int(finished["data_stats"]["n_train"])
-    return plan_steps(n_train, s2.batch_size, s2.epochs, s2.max_steps).total_steps
+    return plan_steps(n_train, s2.batch_size, s2.epochs, s2.max_steps, s2.steps).total_steps
 
 
 @dataclass
@@ -335,25 +335,6 @@ class TrainingTokens:
         return sample_categorical(self.logits[index], generator=generator)
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The low-precision dtype the prior computes in (``None`` = fp32), from ``stage2.precision``.
-
-    ``"auto"`` picks bf16 only where it is native and fast: CUDA devices that support it, and CPUs with
-    AMX tiles (measured here: bf16 matmuls ~6x faster than fp32; without AMX the casts cost more than
-    they save).
-    """
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu":
-        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, hence the guard
-        return torch.bfloat16 if amx is not None and amx() else None
-    return None
-
-
 def build_prior(s2: Stage2Config, tokenizer: Any, *, n_classes: int) -> BidirectionalTransformer:
     """The prior network for ``tokenizer``'s token grid, initialised from its codebook.
 
@@ -373,6 +354,7 @@ def build_prior(s2: Stage2Config, tokenizer: Any, *, n_classes: int) -> Bidirect
         width=s2.width,
         depth=s2.depth,
         heads=s2.heads,
+        head_dim=s2.head_dim,
         ff_mult=s2.ff_mult,
         dropout=s2.dropout,
         codebook=codebook,
@@ -479,8 +461,6 @@ def _check_stage2_config(s2: Stage2Config) -> None:
         raise ConfigError(f"stage2.masking: expected one of {known}; got {s2.masking!r}")
     if not 0.0 <= s2.class_dropout < 1.0:
         raise ConfigError(f"stage2.class_dropout: expected a probability in [0, 1), got {s2.class_dropout}")
-    if s2.precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"stage2.precision: expected auto, fp32 or bf16; got {s2.precision!r}")
     if s2.tokenize_temperature < 0:
         raise ConfigError(f"stage2.tokenize_temperature: expected >= 0, got {s2.tokenize_temperature}")
 
@@ -550,7 +530,7 @@ class GenerativeModel:
         tokenizer: the stage-1 ``VQVAE`` (eval mode).
         prior: the :class:`BidirectionalTransformer` (eval mode).
         steps, temperature, choice_temperature, guidance: decoding defaults (from the run's config).
-        precision: ``stage2.precision`` ("auto", "fp32", "bf16"; see :func:`autocast_dtype`).
+        precision: the run's ``precision`` ("auto", "fp32", "bf16"; :mod:`ncvqvae.precision`).
         data_stats: {name, mean, std, normalization, n_classes, label_values, class_names, class_counts,
             n_train, length, channels} of the training split (see :func:`ncvqvae.stage1.data_stats`).
         run_dir: the run directory it was loaded from (``None`` when built in memory).
@@ -653,7 +633,8 @@ def load_generator(
     except RuntimeError as err:
         reason = str(err).splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the stored prior config: {reason}") from err
-    s2 = saved_run_config(checkpoint, path, STAGE).stage2
+    saved_cfg = saved_run_config(checkpoint, path, STAGE)
+    s2 = saved_cfg.stage2
     model = GenerativeModel(
         tokenizer=tokenizer.eval(),
         prior=prior.eval(),
@@ -663,7 +644,7 @@ def load_generator(
         guidance=s2.guidance,
         data_stats=dict(checkpoint["data_stats"]),
         run_dir=run_root,
-        precision=s2.precision,
+        precision=saved_cfg.precision,
     )
     return model.to(device)
 

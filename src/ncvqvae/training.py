@@ -123,9 +123,21 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return full + (1 if rest >= 2 or full == 0 else 0)
 
 
-def cosine_schedule(optimizer: torch.optim.Optimizer, t_max: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Cosine annealing from the optimiser's lr to 0 over ``t_max`` steps, stepped once per step."""
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(int(t_max), 1), eta_min=0.0)
+def cosine_schedule(
+    optimizer: torch.optim.Optimizer, t_max: int, warmup: int = 0
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine annealing from the optimiser's lr to 0 over ``t_max`` steps, stepped once per step.
+
+    ``warmup`` > 0 first raises the lr linearly from lr / warmup to lr over that many steps, then the
+    cosine runs over the remaining ``t_max − warmup`` steps (not in SPEC: for short budgets).
+    """
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(int(t_max) - warmup, 1), eta_min=0.0
+    )
+    if warmup <= 0:
+        return cosine
+    linear = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warmup, total_iters=warmup)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [linear, cosine], milestones=[warmup])
 
 
 @dataclass(frozen=True)
@@ -133,15 +145,25 @@ class StepPlan:
     """How many optimiser steps a loop takes, and the horizon of its cosine schedule."""
 
     steps_per_epoch: int
-    total_steps: int  # epochs · steps_per_epoch, capped by max_steps
-    t_max: int  # epochs · (ceil(N / batch) + 1): the reference's T_max (SPEC §3), one step longer per epoch
+    total_steps: int  # epochs · steps_per_epoch (or the steps asked for), capped by max_steps
+    # epochs · (ceil(N / batch) + 1): the reference's T_max (SPEC §3), one step longer per epoch; or the
+    # steps asked for, when the budget is counted in steps
+    t_max: int
 
 
-def plan_steps(n: int, batch_size: int, epochs: int, max_steps: int | None = None) -> StepPlan:
-    """The :class:`StepPlan` of a loop over ``n`` samples; ``max_steps`` cuts it short, not the schedule."""
+def plan_steps(
+    n: int, batch_size: int, epochs: int, max_steps: int | None = None, steps: int | None = None
+) -> StepPlan:
+    """The :class:`StepPlan` of a loop over ``n`` samples; ``max_steps`` cuts it short, not the schedule.
+
+    ``steps`` counts the budget in optimiser steps instead of ``epochs`` (the same on a dataset of any
+    size; the schedule ends with the last step).
+    """
     per_epoch = steps_per_epoch(n, batch_size)
-    total = epochs * per_epoch if max_steps is None else min(epochs * per_epoch, max_steps)
-    return StepPlan(per_epoch, total, epochs * (math.ceil(n / batch_size) + 1))
+    planned, t_max = (epochs * per_epoch, epochs * (math.ceil(n / batch_size) + 1)) if steps is None else (
+        steps, steps)
+    total = planned if max_steps is None else min(planned, max_steps)
+    return StepPlan(per_epoch, total, t_max)
 
 
 def check_finite(step: int, terms: Mapping[str, float | torch.Tensor]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,8 +70,20 @@ def test_train_fcn_is_deterministic_and_leaves_the_global_rng_alone() -> None:
 def test_train_fcn_stops_on_a_non_finite_loss() -> None:
     X, y = _two_class(16)
     X[3, 0, 5] = float("nan")
-    with pytest.raises(TrainingError, match="step 0"):
+    with pytest.raises(TrainingError, match="step 1"):  # the first step, counted from 1 as the stages do
         train_fcn(X, y, n_classes=2, epochs=1, batch_size=16)
+
+
+def test_train_fcn_budget_in_steps_and_precisions() -> None:
+    """``steps`` counts optimiser steps whatever N; bf16 autocast trains to the same accuracy."""
+    X, y = _two_class(16)
+    seen: list[int] = []
+    train_fcn(X, y, n_classes=2, epochs=1000, steps=5, batch_size=4, on_epoch_end=lambda e, m: seen.append(e))
+    assert seen == [0, 1]  # 5 steps of 4 per epoch: epoch 0 whole, epoch 1 cut short after one step
+    fp32 = train_fcn(X, y, n_classes=2, epochs=20, batch_size=8, precision="fp32")
+    bf16 = train_fcn(X, y, n_classes=2, epochs=20, batch_size=8, precision="bf16")
+    out32, out16 = fcn_outputs(fp32, X, precision="fp32"), fcn_outputs(bf16, X, precision="bf16")
+    assert out16.features.dtype == np.float64 and out32.accuracy(y) == out16.accuracy(y) == 1.0
 
 
 def test_train_fcn_rejects_bad_labels() -> None:

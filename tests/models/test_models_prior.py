@@ -96,7 +96,17 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="codebook has shape"):
         BidirectionalTransformer(N, K, 2, code_dim=D, codebook=torch.zeros(K + 1, D))
     with pytest.raises(ValueError, match="divisible"):
-        BidirectionalTransformer(N, K, 2, width=15, heads=2)
+        BidirectionalTransformer(N, K, 2, width=15, heads=2, head_dim=0)
+
+
+def test_head_width() -> None:
+    """64-wide heads by default (the reference's); head_dim=0 splits the width; old configs rebuild."""
+    assert BidirectionalTransformer(N, K, 2, width=256, heads=2).blocks[0].qkv.out_features == 3 * 128
+    split = BidirectionalTransformer(N, K, 2, width=256, heads=2, head_dim=0)
+    assert split.blocks[0].qkv.out_features == 3 * 256
+    old = {k: v for k, v in split.config.items() if k != "head_dim"}  # saved before head_dim existed
+    rebuilt = BidirectionalTransformer.from_config(old)
+    rebuilt.load_state_dict(split.state_dict())  # same shapes: heads of width // heads
 
 
 @pytest.mark.parametrize("variant", ["token", "codebook"])

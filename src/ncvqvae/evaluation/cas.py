@@ -99,6 +99,8 @@ def cas(
     device: torch.device | str = "cpu",
     mode: str = "clean",
     progress: bool = False,
+    precision: str = "auto",
+    steps: int | None = None,
 ) -> CASResult:
     """Train a fresh FCN on synthetic series and score it on real test series.
 
@@ -111,6 +113,8 @@ def cas(
         device: where to train.
         mode: "clean" (final test accuracy) or "legacy" (also the EMA of per-batch test accuracies).
         progress: progress bar over epochs.
+        precision: "auto", "fp32" or "bf16" for training and scoring the FCN (:mod:`ncvqvae.precision`).
+        steps: the budget in optimiser steps instead of ``epochs`` (``None`` = epochs).
 
     Returns:
         :class:`CASResult`.
@@ -125,7 +129,7 @@ def cas(
             f"cas: test series {tuple(X_test.shape)} and synthetic series {tuple(X_syn.shape)} "
             "must share (n_channels, n_timepoints)"
         )
-    tracker = _LegacyEMA(X_test, y_test, batch_size) if mode == "legacy" else None
+    tracker = _LegacyEMA(X_test, y_test, batch_size, precision) if mode == "legacy" else None
     model = train_fcn(
         X_syn,
         y_syn,
@@ -138,8 +142,11 @@ def cas(
         device=device,
         progress=progress,
         on_epoch_end=tracker,
+        precision=precision,
+        steps=steps,
     )
-    accuracy = fcn_outputs(model, X_test, batch_size=max(batch_size, 512)).accuracy(y_test)
+    scores = fcn_outputs(model, X_test, batch_size=max(batch_size, 512), precision=precision)
+    accuracy = scores.accuracy(y_test)
     counts = np.bincount(np.asarray(torch.as_tensor(y_syn).cpu()), minlength=n_classes)
     return CASResult(
         accuracy=accuracy,
@@ -158,12 +165,13 @@ class _LegacyEMA:
     updates ``ema ← d·ema + (1 − d)·acc`` (the first one initialises it).
     """
 
-    def __init__(self, X_test: torch.Tensor, y_test: torch.Tensor, batch_size: int) -> None:
-        self.X_test, self.y_test, self.batch_size = X_test, y_test, batch_size
+    def __init__(self, X_test: torch.Tensor, y_test: torch.Tensor, batch_size: int, precision: str) -> None:
+        self.X_test, self.y_test, self.batch_size, self.precision = X_test, y_test, batch_size, precision
         self.value: float | None = None
 
     def __call__(self, epoch: int, model: FCN) -> None:
-        out = fcn_outputs(model, self.X_test, batch_size=self.batch_size)  # restores train mode
+        # fcn_outputs restores train mode
+        out = fcn_outputs(model, self.X_test, batch_size=self.batch_size, precision=self.precision)
         hits = out.predictions == np.asarray(self.y_test)
         for start in range(0, len(hits), self.batch_size):
             acc = float(hits[start : start + self.batch_size].mean())

@@ -34,6 +34,7 @@ from ncvqvae.data.dataset import PreparedData
 from ncvqvae.errors import CheckpointError, DataError
 from ncvqvae.evaluation.fcn import FCN, build_fcn, fcn_outputs, train_fcn
 from ncvqvae.home import atomic_write_json, cache_dir, file_lock
+from ncvqvae.precision import resolved
 from ncvqvae.training import load_checkpoint, save_checkpoint, steps_per_epoch
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,16 @@ log = logging.getLogger(__name__)
 EVALUATOR_FORMAT_VERSION = 1  # bump when the network or the training loop changes what gets cached
 
 
-def evaluator_recipe(cfg: EvaluationConfig, seed: int = 0) -> dict[str, Any]:
-    """The training recipe that, with the data, determines an evaluator."""
+def evaluator_recipe(cfg: EvaluationConfig, seed: int = 0, precision: str | None = None) -> dict[str, Any]:
+    """The training recipe that, with the data, determines an evaluator.
+
+    ``precision`` is the resolved arithmetic ("bf16" or "fp32"; ``None`` = what "auto" means on this
+    machine's CPU): a bf16-trained evaluator rounds differently, so it is another cache entry.
+    """
     return {
+        "precision": precision or resolved("auto", "cpu"),
         "epochs": int(cfg.evaluator_epochs),
+        "steps": cfg.evaluator_steps,
         "lr": float(cfg.evaluator_lr),
         "weight_decay": float(cfg.evaluator_weight_decay),
         "batch_size": int(cfg.evaluator_batch_size),
@@ -67,35 +74,42 @@ def data_sha256(data: PreparedData) -> str:
     return digest.hexdigest()
 
 
-def evaluator_key(data: PreparedData, cfg: EvaluationConfig, seed: int = 0) -> str:
+def evaluator_key(
+    data: PreparedData, cfg: EvaluationConfig, seed: int = 0, precision: str | None = None
+) -> str:
     """The cache key: sha256 of the data hash and the recipe."""
-    payload = json.dumps({"data": data_sha256(data), "recipe": evaluator_recipe(cfg, seed)}, sort_keys=True)
+    recipe = evaluator_recipe(cfg, seed, precision)
+    payload = json.dumps({"data": data_sha256(data), "recipe": recipe}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def evaluator_dir(data: PreparedData, cfg: EvaluationConfig, seed: int = 0) -> Path:
+def evaluator_dir(
+    data: PreparedData, cfg: EvaluationConfig, seed: int = 0, precision: str | None = None
+) -> Path:
     """The cache entry of this (data, recipe): ``NCVQVAE_HOME/evaluators/<name>-<key[:16]>``."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", data.name) or "dataset"
-    return cache_dir("evaluators") / f"{safe}-{evaluator_key(data, cfg, seed)[:16]}"
+    return cache_dir("evaluators") / f"{safe}-{evaluator_key(data, cfg, seed, precision)[:16]}"
 
 
-def evaluator_info(data: PreparedData, cfg: EvaluationConfig, seed: int = 0) -> dict[str, Any]:
+def evaluator_info(
+    data: PreparedData, cfg: EvaluationConfig, seed: int = 0, precision: str | None = None
+) -> dict[str, Any]:
     """What the cache knows about this evaluator, without training anything.
 
     Returns:
         ``info.json``'s content plus ``"cached": True`` when the evaluator exists, else
         ``{"cached": False, "key", "path", "recipe"}``.
     """
-    entry = evaluator_dir(data, cfg, seed)
+    entry = evaluator_dir(data, cfg, seed, precision)
     info_path = entry / "info.json"
     if (entry / "fcn.pt").is_file() and info_path.is_file():
         return {**json.loads(info_path.read_text(encoding="utf-8")), "cached": True}
     return {
         "cached": False,
         "dataset": data.name,
-        "key": evaluator_key(data, cfg, seed),
+        "key": evaluator_key(data, cfg, seed, precision),
         "path": str(entry),
-        "recipe": evaluator_recipe(cfg, seed),
+        "recipe": evaluator_recipe(cfg, seed, precision),
     }
 
 
@@ -106,6 +120,7 @@ def get_evaluator(
     device: torch.device | str = "cpu",
     seed: int = 0,
     progress: bool = False,
+    precision: str = "auto",
 ) -> tuple[FCN, dict[str, Any]]:
     """Load the cached evaluator of ``data`` or train it with the recipe of ``cfg`` (SPEC §5).
 
@@ -116,6 +131,8 @@ def get_evaluator(
         device: where to train and where the returned model lives.
         seed: the evaluator's own seed (kept at 0 so that every run shares one evaluator).
         progress: progress bar while training.
+        precision: "auto", "fp32" or "bf16" (:mod:`ncvqvae.precision`), resolved on ``device``; part of
+            the cache key.
 
     Returns:
         The FCN in eval mode on ``device`` and its info dict (``key``, ``path``, ``recipe``,
@@ -127,7 +144,8 @@ def get_evaluator(
         CheckpointError: a corrupt cache entry (delete the folder named in the message).
     """
     _check_data(data)
-    entry = evaluator_dir(data, cfg, seed)
+    arithmetic = resolved(precision, device)
+    entry = evaluator_dir(data, cfg, seed, arithmetic)
     weights, info_path = entry / "fcn.pt", entry / "info.json"
     cached = weights.is_file() and info_path.is_file()
     if not cached:
@@ -135,7 +153,9 @@ def get_evaluator(
             # Another process may have finished training while this one waited for the lock.
             cached = weights.is_file() and info_path.is_file()
             if not cached:
-                _train_and_store(data, cfg, seed, entry, device=device, progress=progress)
+                _train_and_store(
+                    data, cfg, seed, entry, device=device, progress=progress, precision=arithmetic
+                )
     model, info = _load(entry, device)
     _warn_if_near_chance(data, info)
     return model, {**info, "cached": cached}
@@ -170,8 +190,9 @@ def _train_and_store(
     *,
     device: torch.device | str,
     progress: bool,
+    precision: str,
 ) -> None:
-    recipe = evaluator_recipe(cfg, seed)
+    recipe = evaluator_recipe(cfg, seed, precision)
     log.info(
         "training the FCN evaluator of %s (%d epochs, %d series) into %s",
         data.name,
@@ -185,17 +206,19 @@ def _train_and_store(
         data.y_train,
         n_classes=data.n_classes,
         epochs=recipe["epochs"],
+        steps=recipe["steps"],
         lr=recipe["lr"],
         weight_decay=recipe["weight_decay"],
         batch_size=recipe["batch_size"],
         seed=seed,
         device=device,
         progress=progress,
+        precision=precision,
     )
     seconds = time.perf_counter() - start
     info = {
         "dataset": data.name,
-        "key": evaluator_key(data, cfg, seed),
+        "key": evaluator_key(data, cfg, seed, precision),
         "data_sha256": data_sha256(data),
         "path": str(entry),
         "recipe": recipe,
@@ -205,8 +228,9 @@ def _train_and_store(
         "n_channels": int(data.n_channels),
         "length": int(data.length),
         "normalization": data.normalization,
-        "train_accuracy": fcn_outputs(model, data.X_train).accuracy(data.y_train),
-        "test_accuracy": fcn_outputs(model, data.X_test).accuracy(data.y_test),
+        "train_accuracy": fcn_outputs(model, data.X_train, precision=precision).accuracy(data.y_train),
+        "test_accuracy": fcn_outputs(model, data.X_test, precision=precision).accuracy(data.y_test),
+        "precision": precision,
         "train_seconds": round(seconds, 3),
         "device": str(device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -16,7 +16,6 @@ in eval mode (features and class probabilities in one pass).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ncvqvae.errors import DataError
-from ncvqvae.training import check_finite, cosine_schedule, derive_seed, epoch_batches
+from ncvqvae.precision import at_least_fp32, autocast
+from ncvqvae.training import check_finite, cosine_schedule, derive_seed, plan_steps, step_batches
 from ncvqvae.training import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,9 @@ class FCN(nn.Module):
             x: (B, C, L) series.
 
         Returns:
-            (B, 128) features.
+            (B, 128) features (float32 also under autocast: the pool averages L terms).
         """
-        return self.blocks(x).mean(dim=-1)
+        return at_least_fp32(self.blocks(x)).mean(dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits.
@@ -148,12 +148,15 @@ def train_fcn(
     device: torch.device | str = "cpu",
     progress: bool = False,
     on_epoch_end: Callable[[int, FCN], None] | None = None,
+    precision: str = "auto",
+    steps: int | None = None,
 ) -> FCN:
     """Train a fresh FCN with the evaluator recipe and return it in eval mode (last epoch, SPEC §5).
 
     AdamW with cosine annealing stepped per optimiser step over
     ``T_max = epochs · (ceil(N / batch_size) + 1)`` steps (the reference's schedule length, which
-    stops short of lr 0), cross-entropy loss, no checkpoint selection.
+    stops short of lr 0), cross-entropy loss, no checkpoint selection. With ``steps`` the budget is
+    that many optimiser steps whatever N (the cosine ends at the last one), for short budgets.
 
     Args:
         X: (N, C, L) float training series (any device; moved to ``device`` once).
@@ -166,6 +169,9 @@ def train_fcn(
         on_epoch_end: called as ``on_epoch_end(epoch, model)`` after each epoch (the model is in train
             mode; a callback that evaluates must switch modes itself and switch back). The legacy CAS
             uses it.
+        precision: "auto", "fp32" or "bf16" (:mod:`ncvqvae.precision`): bf16 autocast runs the
+            convolutions in bf16; weights, optimiser state and the loss stay fp32.
+        steps: the budget in optimiser steps instead of ``epochs`` (``None`` = epochs).
 
     Returns:
         The trained :class:`FCN` on ``device``, in eval mode.
@@ -182,29 +188,34 @@ def train_fcn(
 
     model = init_fcn(X.shape[1], n_classes, seed).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = cosine_schedule(optimizer, epochs * (math.ceil(n / batch_size) + 1))
+    plan = plan_steps(n, batch_size, epochs, steps=steps)
+    scheduler = cosine_schedule(optimizer, plan.t_max)
 
-    step = 0
     model.train()
-    bar = progress_bar(range(epochs), total=epochs, desc="FCN", enabled=progress)
-    for epoch in bar:
-        loss_sum, seen = 0.0, 0
-        for idx in epoch_batches(n, batch_size, seed=seed, epoch=epoch):
-            idx = idx.to(device)
+    bar = progress_bar(total=plan.total_steps, desc="FCN", enabled=progress)
+    loss_sum, seen = 0.0, 0
+    schedule = step_batches(n, batch_size, seed=seed, start=0, total=plan.total_steps)
+    for step, (epoch, idx) in enumerate(schedule, start=1):
+        idx = idx.to(device)
+        with autocast(precision, device):
             logits = model(X[idx])
-            loss = F.cross_entropy(logits, y[idx])
-            check_finite(step, {"loss": loss.detach()})
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            loss_sum += float(loss.detach()) * len(idx)
-            seen += len(idx)
-        bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
-        log.debug("fcn epoch %d: loss %.5f", epoch, loss_sum / seen)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, model)
+        loss = F.cross_entropy(at_least_fp32(logits), y[idx])  # the loss reduction in fp32
+        value = float(loss.detach())
+        check_finite(step, {"loss": value})
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        bar.update()
+        loss_sum += value * len(idx)
+        seen += len(idx)
+        if step % plan.steps_per_epoch == 0 or step == plan.total_steps:  # the end of an epoch
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+            log.debug("fcn epoch %d: loss %.5f", epoch, loss_sum / seen)
+            loss_sum, seen = 0.0, 0
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, model)
+    bar.close()
     return model.eval()
 
 
@@ -248,7 +259,9 @@ class FCNOutputs:
 
 
 @torch.no_grad()
-def fcn_outputs(model: FCN, X: torch.Tensor | np.ndarray, *, batch_size: int = 512) -> FCNOutputs:
+def fcn_outputs(
+    model: FCN, X: torch.Tensor | np.ndarray, *, batch_size: int = 512, precision: str = "auto"
+) -> FCNOutputs:
     """Features and class probabilities of every series, in eval mode, without touching any state.
 
     The model's train/eval mode is restored afterwards, so BatchNorm statistics never move.
@@ -257,6 +270,8 @@ def fcn_outputs(model: FCN, X: torch.Tensor | np.ndarray, *, batch_size: int = 5
         model: a trained :class:`FCN`.
         X: (N, C, L) series (moved batch by batch to the model's device).
         batch_size: series per forward pass.
+        precision: "auto", "fp32" or "bf16": the convolutions under bf16 autocast; the pooled features
+            and the linear head are computed in fp32, the softmax in fp64 (FID/IS statistics).
 
     Returns:
         :class:`FCNOutputs` with float64 arrays.
@@ -269,7 +284,8 @@ def fcn_outputs(model: FCN, X: torch.Tensor | np.ndarray, *, batch_size: int = 5
     try:
         for start in range(0, X.shape[0], batch_size):
             xb = X[start : start + batch_size].to(device)
-            f = model.features(xb)
+            with autocast(precision, device):
+                f = model.features(xb)  # (b, 128) float32
             feats.append(f.double().cpu())
             probs.append(torch.softmax(model.head(f).double(), dim=-1).cpu())
     finally:

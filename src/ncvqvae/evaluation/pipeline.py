@@ -58,6 +58,7 @@ from ncvqvae.evaluation.metrics import (
     kid_subset_size,
 )
 from ncvqvae.evaluation.neighbours import class_prdc, memorisation, prdc, znormalise_series
+from ncvqvae.precision import resolved
 from ncvqvae.training import RunDir, derive_seed, file_sha256, make_generator, pick_device, read_metrics
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,10 @@ def _evaluate(
     timings: dict[str, float] = {}
     seed = run_cfg.seed
     start = time.perf_counter()
-    evaluator, info = get_evaluator(data, ecfg, device=device, seed=EVALUATOR_SEED, progress=progress)
+    precision = run_cfg.precision  # every FCN pass and training of this evaluation
+    evaluator, info = get_evaluator(
+        data, ecfg, device=device, seed=EVALUATOR_SEED, progress=progress, precision=precision
+    )
     timings["evaluator"] = time.perf_counter() - start
 
     n_test = int(data.X_test.shape[0])
@@ -201,10 +205,9 @@ def _evaluate(
     timings["sampling"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    out_real = fcn_outputs(evaluator, real)
-    out_train = fcn_outputs(evaluator, data.X_train)
-    out_fake = fcn_outputs(evaluator, fake)
-    out_cond = fcn_outputs(evaluator, cond)
+    out_real, out_train, out_fake, out_cond = (
+        fcn_outputs(evaluator, x, precision=precision) for x in (real, data.X_train, fake, cond)
+    )
     y_test = data.y_test.cpu().numpy()
     generation: dict[str, Any] = {
         **_fid_is(out_real, out_fake, n_fake_fid, ecfg, seed),
@@ -265,6 +268,8 @@ def _evaluate(
             device=device,
             mode=ecfg.cas_mode,
             progress=progress,
+            precision=precision,
+            steps=ecfg.cas_steps,
         )
         generation.update({"cas": result.value, "cas_clean": result.accuracy, "cas_legacy": result.legacy})
         timings["cas"] = time.perf_counter() - start
@@ -283,6 +288,7 @@ def _evaluate(
         "conditional_class_counts": [int(c) for c in counts],
         "ci": f"{ecfg.bootstrap} bootstrap resamples, percentile 95%" if ecfg.bootstrap else "off",
         "cas_epochs": int(cas_epochs),
+        "cas_steps": ecfg.cas_steps,
         "cas_recipe": "evaluator recipe (AdamW, cosine per step, last epoch), fresh FCN",
         "kid": f"unbiased MMD², kernel (x·y/D + 1)³, {ecfg.kid_subsets} subsets of at most "
         f"{ecfg.kid_subset_size} (at most half the smaller set), interval = 2.5–97.5% of the subsets"
@@ -666,6 +672,7 @@ def _settings(
     from ncvqvae.evaluation.evaluator import evaluator_key
 
     numbers = {k: v for k, v in to_dict(ecfg).items() if k not in ("figures", "sample_batch_size")}
+    arithmetic = resolved(run_cfg.precision, model.device)  # "bf16" or "fp32", as computed
     return {
         "evaluation": numbers,
         "seed": int(run_cfg.seed),
@@ -681,8 +688,9 @@ def _settings(
             "minirocket": MINIROCKET_SEED,
             "evaluator": EVALUATOR_SEED,
         },
-        "evaluator_key": evaluator_key(data, ecfg, EVALUATOR_SEED),
-        "evaluator_recipe": evaluator_recipe(ecfg, EVALUATOR_SEED),
+        "precision": arithmetic,
+        "evaluator_key": evaluator_key(data, ecfg, EVALUATOR_SEED, arithmetic),
+        "evaluator_recipe": evaluator_recipe(ecfg, EVALUATOR_SEED, arithmetic),
         "stage2_checkpoint": str(checkpoint),
         "stage2_checkpoint_sha256": file_sha256(checkpoint),
         "decoding": {

@@ -73,15 +73,14 @@ class Block(nn.Module):
     the built-in layer cannot use; attention goes through the fused ``scaled_dot_product_attention``.
     """
 
-    def __init__(self, width: int, heads: int, ff_mult: int, dropout: float) -> None:
+    def __init__(self, width: int, heads: int, head_dim: int, ff_mult: int, dropout: float) -> None:
         super().__init__()
-        if width % heads:
-            raise ValueError(f"width {width} is not divisible by heads {heads}")
         self.heads = heads
         self.dropout = dropout
+        inner = heads * head_dim  # attention width (128 for the reference's 2 heads of 64)
         self.attn_norm = RMSNorm(width)
-        self.qkv = nn.Linear(width, 3 * width, bias=False)
-        self.attn_out = nn.Linear(width, width, bias=False)
+        self.qkv = nn.Linear(width, 3 * inner, bias=False)
+        self.attn_out = nn.Linear(inner, width, bias=False)
         self.ff_norm = RMSNorm(width)
         self.ff = nn.Sequential(
             nn.Linear(width, width * ff_mult),
@@ -113,6 +112,7 @@ class BidirectionalTransformer(nn.Module):
         width: transformer width (256).
         depth: number of blocks (4).
         heads: attention heads (2).
+        head_dim: width of one head (64, the reference's; 0 = ``width // heads``).
         ff_mult: feed-forward hidden size = ``ff_mult * width`` (1).
         dropout: dropout inside the blocks (0).
         codebook: the stage-1 codebook (K, D) to initialise the inputs from; ``None`` leaves a random
@@ -130,11 +130,16 @@ class BidirectionalTransformer(nn.Module):
         width: int = 256,
         depth: int = 4,
         heads: int = 2,
+        head_dim: int = 64,
         ff_mult: int = 1,
         dropout: float = 0.0,
         codebook: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
+        if head_dim == 0:
+            if width % heads:
+                raise ValueError(f"width {width} is not divisible by heads {heads} (set head_dim)")
+            head_dim = width // heads
         if variant not in PRIOR_VARIANTS:
             raise ValueError(f"unknown prior variant {variant!r}; expected {', '.join(PRIOR_VARIANTS)}")
         if exists(codebook) and tuple(codebook.shape) != (codebook_size, code_dim):
@@ -149,6 +154,7 @@ class BidirectionalTransformer(nn.Module):
             "width": int(width),
             "depth": int(depth),
             "heads": int(heads),
+            "head_dim": int(head_dim),
             "ff_mult": int(ff_mult),
             "dropout": float(dropout),
         }
@@ -174,7 +180,7 @@ class BidirectionalTransformer(nn.Module):
         self.pos_emb = nn.Parameter(torch.randn(n_tokens + 1, code_dim))  # +1: the class token
 
         self.proj_in = nn.Linear(code_dim, width)
-        self.blocks = nn.ModuleList([Block(width, heads, ff_mult, dropout) for _ in range(depth)])
+        self.blocks = nn.ModuleList([Block(width, heads, head_dim, ff_mult, dropout) for _ in range(depth)])
         self.norm = RMSNorm(width)
         self.proj_out = nn.Sequential(nn.Linear(width, code_dim), nn.GELU(), nn.LayerNorm(code_dim))
 
@@ -185,8 +191,11 @@ class BidirectionalTransformer(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> BidirectionalTransformer:
-        """Rebuild an (untrained) network from :attr:`config`; load the weights separately."""
-        return cls(**config)
+        """Rebuild an (untrained) network from :attr:`config`; load the weights separately.
+
+        Configs saved before ``head_dim`` existed had heads of ``width // heads``.
+        """
+        return cls(**{"head_dim": config["width"] // config["heads"], **config})
 
     def forward(self, tokens: torch.Tensor, classes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits over the codebook at every position.

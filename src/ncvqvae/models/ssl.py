@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ncvqvae.errors import ConfigError
+from ncvqvae.precision import at_least_fp32, full_precision
 
 __all__ = [
     "SSLHead",
@@ -102,7 +103,13 @@ class IterNorm(nn.Module):
         return p * r_trace.sqrt()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, F) → whitened (B, F)."""
+        """x (B, F) → whitened (B, F), in float32 whatever the autocast state."""
+        # fp32 always: the Newton iterations raise Σ_N to the third power T times, and the running
+        # statistics are fp32 buffers; bf16's 8-bit mantissa would not whiten (precision.py)
+        with full_precision(x.device.type):
+            return self._whiten(at_least_fp32(x))
+
+    def _whiten(self, x: torch.Tensor) -> torch.Tensor:
         xg = rearrange(x, "b (g c) -> g c b", g=self.num_groups)
         if self.training:
             mean = xg.mean(-1, keepdim=True)  # (G, c, 1)
@@ -245,7 +252,13 @@ class BarlowTwinsLoss(nn.Module):
         return (z - mean) * torch.rsqrt(var + self.eps)
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        """z1, z2 (B, D) → scalar loss."""
+        """z1, z2 (B, D) → scalar loss (computed in float32 whatever the autocast state)."""
+        # fp32 always: the batch standardisation and the cross-correlation sums over B and D² terms
+        # would lose the small off-diagonal entries in bf16 (precision.py)
+        with full_precision(z1.device.type):
+            return self._loss(at_least_fp32(z1), at_least_fp32(z2))
+
+    def _loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         batch, dim = z1.shape
         a, b = self.standardize(z1), self.standardize(z2)
         raw_diagonal = (a * b).sum(0)  # diagonal of aᵀb (D,)
@@ -288,7 +301,13 @@ class VIbCRegLoss(nn.Module):
         return off_diagonal_sq_sum(n, n, n.pow(2).sum(0)) / dim**2
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        """z1, z2 (B, D) → scalar loss."""
+        """z1, z2 (B, D) → scalar loss (computed in float32 whatever the autocast state)."""
+        # fp32 always: variances near the hinge at 1 and the normalised covariance's D² small entries
+        # need more than bf16's 3 significant digits (precision.py)
+        with full_precision(z1.device.type):
+            return self._loss(at_least_fp32(z1), at_least_fp32(z2))
+
+    def _loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         invariance = F.mse_loss(z1, z2)
         variance = self.variance_term(z1) + self.variance_term(z2)
         covariance = self.covariance_term(z1) + self.covariance_term(z2)

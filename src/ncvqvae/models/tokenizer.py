@@ -32,6 +32,7 @@ from ncvqvae.models.encoder import Decoder, Encoder, stage1_geometry
 from ncvqvae.models.ssl import SSLHead, get_ssl_method
 from ncvqvae.models.stft import istft, stft
 from ncvqvae.models.vq import VectorQuantizer
+from ncvqvae.precision import at_least_fp32
 
 __all__ = ["Stage1Output", "VQVAE", "build_tokenizer"]
 
@@ -248,7 +249,9 @@ class VQVAE(nn.Module):
         u = self.time_frequency(x)  # (B, 2C, F, T)
         z = self.encoder(u)  # (B, D, H', W')
         q = self.quantizer(z)
-        u_hat = self.decoder(q.z_q)
+        # Under autocast the convolutions run in bf16; the reconstruction, the ISTFT and the losses
+        # are taken in fp32 (loss reductions over B·L terms).
+        u_hat = at_least_fp32(self.decoder(q.z_q))
         x_hat = istft(u_hat, self.input_length, self.n_fft)
         terms = {
             "recon_time": F.mse_loss(x_hat, x),
@@ -260,7 +263,7 @@ class VQVAE(nn.Module):
             self._check_input(x_aug, "x_aug")
             u_a = self.time_frequency(x_aug)
             z_a = self.encoder(u_a)
-            u_a_hat = self.decoder(z_a)  # the augmented view is not quantised
+            u_a_hat = at_least_fp32(self.decoder(z_a))  # the augmented view is not quantised
             x_a_hat = istft(u_a_hat, self.input_length, self.n_fft)
             terms["aug_recon_time"] = F.mse_loss(x_a_hat, x_aug)
             terms["aug_recon_freq"] = F.mse_loss(u_a_hat, u_a)
@@ -324,7 +327,7 @@ class VQVAE(nn.Module):
     def decode_latents(self, z_q: torch.Tensor) -> torch.Tensor:
         """Series (B, C, L) from a latent grid z_q (B, D, H', W'), with eval behaviour."""
         with _inference_mode(self):
-            return istft(self.decoder(z_q), self.input_length, self.n_fft)
+            return istft(at_least_fp32(self.decoder(z_q)), self.input_length, self.n_fft)
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Series (B, C, L) from token ids (B, H'·W'), with eval behaviour."""

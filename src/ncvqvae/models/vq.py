@@ -20,6 +20,8 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
+from ncvqvae.precision import at_least_fp32, full_precision
+
 __all__ = ["QuantizerOutput", "VectorQuantizer"]
 
 
@@ -83,11 +85,14 @@ class VectorQuantizer(nn.Module):
         return self.embed
 
     def distances(self, z_flat: torch.Tensor) -> torch.Tensor:
-        """Squared Euclidean distances ‖z − e_k‖² (M, K) of vectors z_flat (M, D) to every code."""
-        embed = self.embed.to(z_flat.dtype)
-        # ‖z‖² − 2 z·e + ‖e‖² as one addmm; clamped since rounding can make it slightly negative.
-        dist = torch.addmm(embed.pow(2).sum(1)[None, :], z_flat, embed.t(), alpha=-2.0)
-        return (dist + z_flat.pow(2).sum(1, keepdim=True)).clamp_min_(0.0)
+        """Squared Euclidean distances ‖z − e_k‖² (M, K) of vectors z_flat (M, D) to every code (float32)."""
+        # fp32 always, see forward(): the expansion below cancels large terms
+        with full_precision(z_flat.device.type):
+            z_flat = at_least_fp32(z_flat)
+            embed = self.embed.to(z_flat.dtype)
+            # ‖z‖² − 2 z·e + ‖e‖² as one addmm; clamped since rounding can make it slightly negative.
+            dist = torch.addmm(embed.pow(2).sum(1)[None, :], z_flat, embed.t(), alpha=-2.0)
+            return (dist + z_flat.pow(2).sum(1, keepdim=True)).clamp_min_(0.0)
 
     def sample_codes(
         self, z_flat: torch.Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
@@ -120,8 +125,15 @@ class VectorQuantizer(nn.Module):
             update: whether to move the EMA codebook; ``None`` means "in training mode only".
 
         Returns:
-            :class:`QuantizerOutput`; its ``z_q`` uses the codebook as it was *before* this pass's update.
+            :class:`QuantizerOutput` in float32; its ``z_q`` uses the codebook as it was *before* this
+            pass's update.
         """
+        # fp32 always: nearest-code distances ‖z‖² − 2z·e + ‖e‖² cancel large terms, and the EMA
+        # codebook accumulates small updates; bf16 would pick wrong codes and stall the EMA (precision.py)
+        with full_precision(z.device.type):
+            return self._quantize(at_least_fp32(z), update=update)
+
+    def _quantize(self, z: torch.Tensor, *, update: bool | None) -> QuantizerOutput:
         batch, _, height, width = z.shape
         z_flat = rearrange(z, "b d h w -> (b h w) d")
         indices = self.distances(z_flat.detach()).argmin(dim=1)  # (M,)
