@@ -11,9 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
-from ncvqvae.errors import NcvqvaeError
+# Idle OpenMP threads sleep instead of spinning (set before torch loads libgomp): two ncvqvae processes on
+# one machine otherwise burn each other's cores busy-waiting (docs/benchmarks.md, "Two runs").
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ncvqvae.errors import NcvqvaeError  # noqa: E402 (after the environment is set)
 
 GROUPS = ("data", "train", "sample", "evaluate", "evaluator", "run", "sweep", "report", "presets")
 
@@ -26,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--threads", type=int, default=_env_threads(),
+        help="CPU threads of this process (default: NCVQVAE_THREADS, else every core); give each of "
+        "several runs on one machine its share",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in GROUPS:
         importlib.import_module(f"ncvqvae.cli.{name}").register(sub)
@@ -41,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 0
+    if args.threads is not None:
+        set_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except NcvqvaeError as err:
@@ -49,6 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def _env_threads() -> int | None:
+    value = os.environ.get("NCVQVAE_THREADS")
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"error: NCVQVAE_THREADS must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads for torch's operators (and the BLAS libraries numpy and scipy use)."""
+    if threads < 1:
+        raise SystemExit(f"error: --threads must be at least 1, got {threads}")
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # OpenBLAS/MKL of numpy, scipy and scikit-learn (probes, FID)
 
 
 if __name__ == "__main__":

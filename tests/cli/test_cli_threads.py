@@ -1,0 +1,37 @@
+"""``ncvqvae --threads N`` / ``NCVQVAE_THREADS`` and the passive OpenMP wait policy of the CLI."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from ncvqvae import cli
+
+
+@pytest.fixture
+def restore_threads():  # noqa: ANN201
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_threads_option_sets_torch_threads(restore_threads: None, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["--threads", "1", "presets"]) == 0
+    assert torch.get_num_threads() == 1
+    assert "quick" in capsys.readouterr().out
+
+
+def test_threads_from_the_environment(monkeypatch: pytest.MonkeyPatch, restore_threads: None) -> None:
+    monkeypatch.setenv("NCVQVAE_THREADS", "1")
+    assert cli.build_parser().parse_args(["presets"]).threads == 1
+    monkeypatch.setenv("NCVQVAE_THREADS", "two")
+    with pytest.raises(SystemExit, match="NCVQVAE_THREADS must be a positive integer"):
+        cli.build_parser()
+    with pytest.raises(SystemExit, match="at least 1"):
+        cli.set_threads(0)
+
+
+def test_the_cli_makes_idle_openmp_threads_sleep() -> None:
+    assert os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"  # set on importing ncvqvae.cli
