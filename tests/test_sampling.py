@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,6 @@ from ncvqvae.sampling import (
     class_ids_for_labels,
     class_proportional,
     iter_samples,
-    plot_samples,
     sample,
     write_samples,
 )
@@ -164,7 +164,10 @@ def test_writer_holds_a_bounded_number_of_batches(tmp_path: Path) -> None:
 
 
 def test_plot(model: GenerativeModel, tmp_path: Path) -> None:
+    from ncvqvae.evaluation.figures import class_samples_size, plot_samples
+
     x, y = sample(model, 6, classes=[0, 1, 2, 0, 1, 2], generator=gen())
-    real = (torch.randn(9, 1, 32), torch.arange(9) % 3)
-    path = plot_samples(tmp_path / "grid.png", (x, y), real, class_names=LABELS)
-    assert path.read_bytes()[:4] == b"\x89PNG"
+    real, y_real = torch.randn(9, 1, 32), torch.arange(9) % 3
+    path = plot_samples(x, y, real, y_real, tmp_path / "grid.png", class_names=LABELS)
+    image = matplotlib.image.imread(path)
+    assert image.shape[:2] == class_samples_size(3, n_columns=2)

@@ -21,7 +21,7 @@ import torch
 
 from ncvqvae.errors import ConfigError
 
-PLOT_PER_CLASS = 10  # generated series kept per class for --plot
+PLOT_PER_CLASS = 50  # generated series kept per class for --plot (its median and 10–90% band)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +100,7 @@ def _plot(args: argparse.Namespace, model, kept: list) -> None:
 
     from ncvqvae.data.prepare import load_prepared
     from ncvqvae.errors import NcvqvaeError
-    from ncvqvae.sampling import plot_samples
+    from ncvqvae.evaluation.figures import plot_samples
     from ncvqvae.training import RunDir
 
     gx = torch.stack([x for x, _ in kept])
@@ -115,4 +115,4 @@ def _plot(args: argparse.Namespace, model, kept: list) -> None:
         logging.getLogger(__name__).warning("no real series in the plot: %s", err)
         rx, ry = gx[:0], None
     names = model.data_stats.get("class_names") or model.label_values
-    plot_samples(args.plot, (gx, gy), (rx, ry), class_names=names)
+    plot_samples(gx, gy, rx, ry, args.plot, class_names=names, seed=args.seed)

@@ -1,7 +1,8 @@
 """The thesis pictures, as pure functions: arrays in, a PNG file out (SPEC §5 "Pictures").
 
 - :func:`plot_class_samples`: per class, generated series beside real train and real test series
-  (thesis Figs. 12–18).
+  (thesis Figs. 12–18), as a median, a 10–90 % quantile band and three example series per panel, every
+  panel on one y-scale. :func:`plot_samples` is its two-column form for ``ncvqvae sample --plot``.
 - :func:`plot_latent_embedding`: t-SNE or PCA of pooled discrete latents coloured by class (Figs. 4–5, 14).
 - :func:`plot_generated_vs_real_pca`: PCA of generated against real series (Fig. 15).
 - :func:`plot_loss_curves`: training curves from the JSON-lines metrics logs (Figs. 2, 6).
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from ncvqvae.errors import DataError
@@ -31,6 +33,10 @@ from ncvqvae.home import atomic_path
 DPI = 100
 PANEL_WIDTH = 3.2  # inches per column of class panels
 PANEL_HEIGHT = 1.6  # inches per class row
+HEADER_HEIGHT = 0.45  # inches above the class rows, for the note saying what a panel shows
+N_EXAMPLES = 3  # example series per class panel: few enough to follow each line by eye
+BAND = (0.1, 0.9)  # quantiles of the band drawn around the median of a class panel
+MAX_BAND_SERIES = 2000  # the band of a larger class is estimated on a seeded subset (keeps it fast)
 MAX_EMBEDDING_POINTS = 3000  # t-SNE is quadratic-ish; larger sets are subsampled (seeded)
 
 
@@ -48,7 +54,9 @@ def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
     return path
 
 
-def _class_name(k: int, class_names: Sequence[str] | None) -> str:
+def _class_name(k: int | None, class_names: Sequence[str] | None) -> str:
+    if k is None:
+        return "all series"
     return str(class_names[k]) if class_names is not None and k < len(class_names) else f"class {k}"
 
 
@@ -56,9 +64,111 @@ def _pick(rng: np.random.Generator, idx: np.ndarray, n: int) -> np.ndarray:
     return idx if len(idx) <= n else np.sort(rng.choice(idx, size=n, replace=False))
 
 
-def class_samples_size(n_classes: int, dpi: int = DPI) -> tuple[int, int]:
-    """(height, width) in pixels of :func:`plot_class_samples` for ``n_classes`` rows."""
-    return round(PANEL_HEIGHT * n_classes * dpi), round(PANEL_WIDTH * 3 * dpi)
+def class_samples_size(n_classes: int, n_columns: int = 3, dpi: int = DPI) -> tuple[int, int]:
+    """(height, width) in pixels of :func:`plot_class_samples` (3 columns) or :func:`plot_samples`
+    (2 columns) for ``n_classes`` rows."""
+    return round((PANEL_HEIGHT * n_classes + HEADER_HEIGHT) * dpi), round(PANEL_WIDTH * n_columns * dpi)
+
+
+def class_panels_figure(
+    sets: Sequence[tuple[str, np.ndarray | torch.Tensor, np.ndarray | torch.Tensor | None]],
+    *,
+    classes: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    channel: int = 0,
+    n_examples: int = N_EXAMPLES,
+    seed: int = 0,
+) -> Figure:
+    """The per-class small multiples behind :func:`plot_class_samples` and :func:`plot_samples`.
+
+    One row per class, one column per set. Each panel shows the set's series of that class as a median
+    line, a ``BAND`` (10–90 %) quantile band over time and ``n_examples`` thin example series (a seeded
+    random choice), so a class's shape stays readable however many series it has. Every panel shares one
+    y-axis: generated and real series are drawn on the same scale. Panel titles: the class name (left)
+    and the set with its series count (right). Multivariate series show ``channel`` (said in the header).
+
+    Args:
+        sets: (name, x (N, C, L), y (N,) class ids or None) per column; ``y=None`` puts all of ``x`` in
+            every row (unlabelled samples).
+        classes: the rows (default: every class seen in any set; one "all series" row when none is
+            labelled).
+        class_names: printable class names indexed by class id.
+        channel: which channel of multivariate series to draw.
+        n_examples: example series per panel.
+        seed: seed of the example choice (and of the subsample behind the band of very large sets).
+    """
+    arrays = []
+    for name, x, y in sets:
+        x = _numpy(x)
+        y = None if y is None else _numpy(y).ravel()
+        if x.ndim != 3 or (y is not None and len(x) != len(y)):
+            shape_y = None if y is None else y.shape
+            raise DataError(f"class panels: {name} must be (N, C, L) with N labels, got {x.shape}, {shape_y}")
+        if len(x) and not 0 <= channel < x.shape[1]:
+            raise DataError(f"class panels: channel {channel} out of range for {name} with {x.shape[1]}")
+        arrays.append((name, x, y))
+    if classes is None:
+        seen = {int(k) for _, _, y in arrays if y is not None for k in np.unique(y)}
+        classes = sorted(seen) if seen else [None]
+    if not classes:
+        raise DataError("class panels: no classes to draw")
+    n_channels = max(x.shape[1] for _, x, _ in arrays)
+    rng = np.random.default_rng(seed)
+    rows, cols = len(classes), len(arrays)
+    fig = Figure(figsize=(PANEL_WIDTH * cols, PANEL_HEIGHT * rows + HEADER_HEIGHT))
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    for row, k in enumerate(classes):
+        for col, (name, x, y) in enumerate(arrays):
+            ax = axes[row, col]
+            idx = np.arange(len(x)) if y is None or k is None else np.flatnonzero(y == k)
+            _draw_panel(ax, x, idx, channel, n_examples, rng, color=f"C{col}")
+            ax.set_title(_class_name(k, class_names), loc="left", fontsize=8, fontweight="bold")
+            ax.set_title(f"{name} (n={len(idx)})", loc="right", fontsize=7, color="0.35")
+            ax.tick_params(labelsize=6)
+    lo, hi = BAND
+    note = f"line: median · band: {lo:.0%}–{hi:.0%} quantiles · thin: {n_examples} random series"
+    if n_channels > 1:
+        note += f" · channel {channel} of {n_channels}"
+    height = PANEL_HEIGHT * rows + HEADER_HEIGHT
+    fig.text(0.5, 1 - 0.06 / height, note, ha="center", va="top", fontsize=7, color="0.3")
+    fig.subplots_adjust(
+        left=0.4 / (PANEL_WIDTH * cols),
+        right=1 - 0.1 / (PANEL_WIDTH * cols),
+        bottom=0.3 / height,
+        top=1 - HEADER_HEIGHT / height,
+        hspace=0.45,
+        wspace=0.08,
+    )
+    return fig
+
+
+def _draw_panel(
+    ax: Any,
+    x: np.ndarray,
+    idx: np.ndarray,
+    channel: int,
+    n_examples: int,
+    rng: np.random.Generator,
+    color: str,
+) -> None:
+    """Median, quantile band and a few example series of ``x[idx, channel]`` (a "none" note if empty)."""
+    if len(idx) == 0:
+        ax.text(
+            0.5, 0.5, "no series", ha="center", va="center", transform=ax.transAxes, color="0.5", fontsize=7
+        )
+        return
+    band = x[_pick(rng, idx, MAX_BAND_SERIES), channel]  # (n, L)
+    t = np.arange(band.shape[1])
+    q_lo, median, q_hi = np.quantile(band, [BAND[0], 0.5, BAND[1]], axis=0)
+    ax.fill_between(t, q_lo, q_hi, color=color, alpha=0.2, linewidth=0)
+    examples = x[_pick(rng, idx, n_examples), channel]  # (n_examples, L)
+    # shades of the column's colour, dark to light, so that crossing examples can be told apart
+    base = np.asarray(to_rgb(color))
+    for i, series in enumerate(examples):
+        mix = i / max(len(examples) - 1, 1)  # 0 → dark, 1 → light
+        shade = base * (0.45 + 0.55 * mix) if mix <= 0.5 else base + (1 - base) * (mix - 0.5) * 0.7
+        ax.plot(t, series, color=tuple(np.clip(shade, 0, 1)), linewidth=0.8)
+    ax.plot(t, median, color="black", linewidth=1.2)
 
 
 def plot_class_samples(
@@ -70,66 +180,79 @@ def plot_class_samples(
     y_test: np.ndarray | torch.Tensor,
     path: str | Path,
     *,
-    n_per_class: int = 50,
+    n_examples: int = N_EXAMPLES,
     classes: Sequence[int] | None = None,
     class_names: Sequence[str] | None = None,
     channel: int = 0,
     seed: int = 0,
     dpi: int = DPI,
 ) -> Path:
-    """Per class, up to ``n_per_class`` generated, real train and real test series overlaid.
+    """Per class, generated series beside real train and real test series (thesis Figs. 12–18).
 
-    One row per class, three columns (generated | train | test) sharing the y-axis within a row.
-    Multivariate series show ``channel`` only. Size: ``class_samples_size(len(classes))``.
+    One row per class, three columns (generated | real train | real test), each panel a median, a
+    10–90 % quantile band and ``n_examples`` example series, all panels on one y-scale (see
+    :func:`class_panels_figure`). Size: ``class_samples_size(len(classes))``.
 
     Args:
         generated, train, test: (N, C, L) series; y_generated, y_train, y_test: (N,) class ids.
         path: PNG to write.
-        n_per_class: series per panel (a seeded random subset when a class has more).
+        n_examples: example series per panel (a seeded random choice).
         classes: the classes to show (default: every class seen in any of the three sets).
         class_names: printable class names indexed by class id.
         channel: which channel of multivariate series to draw.
-        seed: seed of the subset choice.
+        seed: seed of the example choice.
         dpi: pixels per inch.
     """
-    sets = [
-        ("generated", _numpy(generated), _numpy(y_generated).ravel()),
-        ("real train", _numpy(train), _numpy(y_train).ravel()),
-        ("real test", _numpy(test), _numpy(y_test).ravel()),
-    ]
-    for name, x, y in sets:
-        if x.ndim != 3 or len(x) != len(y):
-            raise DataError(
-                f"plot_class_samples: {name} must be (N, C, L) with N labels, got {x.shape}, {y.shape}"
-            )
-        if not 0 <= channel < x.shape[1]:
-            raise DataError(
-                f"plot_class_samples: channel {channel} out of range for {name} with {x.shape[1]}"
-            )
-    if classes is None:
-        classes = sorted({int(k) for _, _, y in sets for k in np.unique(y)})
-    if not classes:
-        raise DataError("plot_class_samples: no classes to draw")
-    rng = np.random.default_rng(seed)
-    fig = Figure(figsize=(PANEL_WIDTH * 3, PANEL_HEIGHT * len(classes)))
-    axes = fig.subplots(len(classes), 3, squeeze=False, sharex=True)
-    for row, k in enumerate(classes):
-        for col, (name, x, y) in enumerate(sets):
-            ax = axes[row, col]
-            chosen = _pick(rng, np.flatnonzero(y == k), n_per_class)
-            ax.plot(x[chosen, channel].T, color=f"C{col}", alpha=0.3, linewidth=0.7)
-            if row == 0:
-                ax.set_title(name, fontsize=9)
-            if col == 0:
-                ax.set_ylabel(_class_name(k, class_names), fontsize=8)
-            ax.tick_params(labelsize=6)
-            ax.text(0.99, 0.97, f"n={len(chosen)}", transform=ax.transAxes, ha="right", va="top", fontsize=6)
-        lo = min(a.get_ylim()[0] for a in axes[row])
-        hi = max(a.get_ylim()[1] for a in axes[row])
-        for a in axes[row]:
-            a.set_ylim(lo, hi)
-    fig.subplots_adjust(
-        left=0.08, right=0.99, bottom=0.03, top=1 - 0.35 / len(classes), hspace=0.25, wspace=0.2
+    fig = class_panels_figure(
+        [("generated", generated, y_generated), ("real train", train, y_train), ("real test", test, y_test)],
+        classes=classes,
+        class_names=class_names,
+        channel=channel,
+        n_examples=n_examples,
+        seed=seed,
+    )
+    return _save(fig, path, dpi)
+
+
+def plot_samples(
+    generated: np.ndarray | torch.Tensor,
+    y_generated: np.ndarray | torch.Tensor | None,
+    real: np.ndarray | torch.Tensor,
+    y_real: np.ndarray | torch.Tensor | None,
+    path: str | Path,
+    *,
+    class_names: Sequence[str] | None = None,
+    channel: int = 0,
+    n_examples: int = N_EXAMPLES,
+    seed: int = 0,
+    dpi: int = DPI,
+) -> Path:
+    """The ``ncvqvae sample --plot`` picture: per class, generated series beside real training series.
+
+    Like :func:`plot_class_samples` with two columns (generated | real train). Unlabelled samples
+    (``y_generated=None``) give one row of all series; an empty ``real`` says "no series". Size:
+    ``class_samples_size(n_rows, n_columns=2)``.
+
+    Args:
+        generated: (n, C, L) synthetic series; y_generated: (n,) class ids or None.
+        real: (m, C, L) real training series (may be empty); y_real: (m,) class ids or None.
+        path: PNG to write.
+        class_names: a name per class id for the panel titles.
+        channel: which channel of multivariate series to draw.
+        n_examples: example series per panel.
+        seed: seed of the example choice.
+        dpi: pixels per inch.
+    """
+    classes = None if y_generated is None else sorted({int(k) for k in _numpy(y_generated).ravel()})
+    if y_generated is None:
+        y_real = None  # one row of everything: unlabelled samples have no class to match
+    fig = class_panels_figure(
+        [("generated", generated, y_generated), ("real train", real, y_real)],
+        classes=classes or None,
+        class_names=class_names,
+        channel=channel,
+        n_examples=n_examples,
+        seed=seed,
     )
     return _save(fig, path, dpi)
 

@@ -73,7 +73,7 @@ FIGURE_NAMES = (
     "loss_curves.png",
 )
 MIN_FAKE = 256  # SPEC §5: at least 256 unconditional samples
-FIGURE_SAMPLES_PER_CLASS = 50  # series per panel of the per-class figure (thesis Figs. 12–18)
+FIGURE_SAMPLES_PER_CLASS = 50  # generated series per class behind the per-class figure's band
 EVALUATOR_SEED = 0  # one evaluator per dataset, shared by every run and seed
 MINIROCKET_SEED = 0  # one MiniRocket feature space per dataset, shared by every run and seed
 
