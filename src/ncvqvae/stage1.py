@@ -26,13 +26,17 @@ from typing import Any
 import torch
 
 from ncvqvae.config import RunConfig, to_dict
+from ncvqvae.data.augment import Augmentation, build_augmentation
 from ncvqvae.data.dataset import PreparedData
-from ncvqvae.data.generators import LEGACY_NAMES
+from ncvqvae.data.prepare import load_prepared
+from ncvqvae.data.stats import check_same_data, data_stats
 from ncvqvae.errors import CheckpointError, DataError
+from ncvqvae.evaluation.stage1_metrics import evaluate_stage1, headline, stage1_record
+from ncvqvae.models.tokenizer import VQVAE, build_tokenizer
 from ncvqvae.precision import autocast_dtype
+from ncvqvae.rundir import RunDir, update_results
 from ncvqvae.training import (
     MetricsLog,
-    RunDir,
     StepLog,
     check_finite,
     cosine_schedule,
@@ -78,7 +82,7 @@ def train_stage1(
 
     The run directory gets ``config.yaml``, ``stage1/metrics.jsonl``, ``stage1/checkpoints/last.pt``
     (every ``cfg.stage1.checkpoint_every`` steps) and, once done, ``stage1/checkpoints/final.pt`` plus
-    the key ``"stage1"`` of ``results.json`` (see :func:`ncvqvae.evaluation.stage1.evaluate_stage1`).
+    the key ``"stage1"`` of ``results.json`` (see :func:`ncvqvae.evaluation.stage1_metrics.evaluate_stage1`).
 
     Args:
         cfg: the run's config; ``cfg.stage1`` holds the model and optimisation settings, ``cfg.seed``
@@ -215,8 +219,6 @@ def train_stage1(
             bar.close()
             metrics.close()
 
-    from ncvqvae.evaluation.stage1 import stage1_record, update_results
-
     record = stage1_record(results, checkpoint=final_path, run_root=run.root, step=step)
     record["precision"] = "fp32" if amp is None else "bf16"  # the training's arithmetic (stage 2 in its log)
     update_results(run.root, STAGE, record)
@@ -229,8 +231,6 @@ def _log_evaluation(
     metrics: MetricsLog, model: torch.nn.Module, data: PreparedData, cfg: RunConfig, *, step: int, epoch: int
 ) -> dict[str, Any]:
     """Evaluate the model (eval mode, no state change) and write the scalars as an "eval" record."""
-    from ncvqvae.evaluation.stage1 import evaluate_stage1, headline
-
     results = evaluate_stage1(model, data, cfg.evaluation)
     metrics.write({"step": step, "epoch": epoch, "event": "eval", **headline(results)})
     return results
@@ -271,38 +271,6 @@ def check_same_result(saved: RunConfig, cfg: RunConfig, *, source: str) -> None:
     )
 
 
-def data_stats(data: PreparedData) -> dict[str, Any]:
-    """What stage 2 and the evaluators need to know about the training data (JSON/weights-only safe)."""
-    counts: list[int] = []
-    if data.y_train is not None and data.n_classes:
-        counts = torch.bincount(data.y_train.long().cpu(), minlength=data.n_classes).tolist()
-    return {
-        "name": data.name,
-        "mean": float(data.mean),
-        "std": float(data.std),
-        "normalization": data.normalization,
-        "n_classes": int(data.n_classes),
-        "label_values": [str(v) for v in data.label_values],
-        "class_names": [str(v) for v in data.class_names],
-        "class_counts": counts,  # per class in the training split (stage 2 samples in these proportions)
-        "n_train": int(data.X_train.shape[0]),
-        "length": data.length,
-        "channels": data.n_channels,
-        "source": data.source,  # where the data came from; checkpoints without it predate issue 16
-    }
-
-
-def check_same_data(saved: dict[str, Any], stats: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Raise :class:`CheckpointError` when a checkpoint's ``data_stats`` disagree with the data at hand."""
-    keys = ("name", "n_train", "length", "channels", "mean", "std", "n_classes")
-    if "source" not in saved and saved.get("name") in LEGACY_NAMES:
-        saved = {**saved, "name": LEGACY_NAMES[saved["name"]]}  # a generator, named before the gen- prefix
-    differ = [k for k in keys if k in saved and saved[k] != stats[k]]
-    if differ:
-        listing = "; ".join(f"{k}: saved {saved[k]!r}, now {stats[k]!r}" for k in differ)
-        raise CheckpointError(f"{path}: the checkpoint was trained on other data ({listing})")
-
-
 def _check_training_data(data: PreparedData) -> None:
     X = data.X_train
     if X.ndim != 3:
@@ -321,32 +289,24 @@ def _check_training_data(data: PreparedData) -> None:
 
 
 def _load_data(cfg: RunConfig) -> PreparedData:
-    from ncvqvae.data.prepare import load_prepared
-
     return load_prepared(cfg.data, seed=cfg.seed)
 
 
-def _build_augmentation(cfg: RunConfig) -> Any:
-    from ncvqvae.data.augment import build_augmentation
-
+def _build_augmentation(cfg: RunConfig) -> Augmentation:
     return build_augmentation(cfg.stage1.augmentation)
 
 
-def _build_model(cfg: RunConfig, data: PreparedData) -> Any:
-    from ncvqvae.models.tokenizer import build_tokenizer
-
+def _build_model(cfg: RunConfig, data: PreparedData) -> VQVAE:
     return build_tokenizer(cfg.stage1, data.n_channels, data.length)
 
 
-def model_config(model: Any) -> dict[str, Any]:
+def model_config(model: VQVAE) -> dict[str, Any]:
     """The constructor arguments that rebuild ``model`` (stored as ``model_config`` in checkpoints)."""
     return dict(model.config_dict())
 
 
-def model_from_config(config: dict[str, Any]) -> Any:
+def model_from_config(config: dict[str, Any]) -> VQVAE:
     """Rebuild an (untrained) VQVAE from :func:`model_config`'s dict."""
-    from ncvqvae.models.tokenizer import VQVAE
-
     return VQVAE.from_config(config)
 
 
@@ -396,7 +356,9 @@ def load_stage1_checkpoint(
     return checkpoint
 
 
-def load_tokenizer(run_dir_or_checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
+def load_tokenizer(
+    run_dir_or_checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> VQVAE:
     """The trained tokenizer of a run (``final.pt``, else ``last.pt``), on ``device`` and in eval mode.
 
     Returns:
@@ -405,7 +367,7 @@ def load_tokenizer(run_dir_or_checkpoint: str | os.PathLike[str], device: str | 
     return tokenizer_from_checkpoint(load_stage1_checkpoint(run_dir_or_checkpoint), device)
 
 
-def tokenizer_from_checkpoint(checkpoint: dict[str, Any], device: str | torch.device = "cpu") -> Any:
+def tokenizer_from_checkpoint(checkpoint: dict[str, Any], device: str | torch.device = "cpu") -> VQVAE:
     """Rebuild the VQVAE of a dict from :func:`load_stage1_checkpoint`, on ``device`` in eval mode."""
     with torch.random.fork_rng(devices=[]):  # the random init is overwritten; keep the caller's RNG
         model = model_from_config(checkpoint["model_config"])

@@ -1,4 +1,4 @@
-"""Machinery shared by every training loop: run directories, checkpoints, RNG state, schedules.
+"""Machinery shared by every training loop: checkpoints, RNG state, schedules, metrics logs.
 
 The loops themselves (stage 1, stage 2, the FCN evaluator) are written out top to bottom in their own
 modules; this file only holds the pieces they share, so that resume, determinism and the non-finite
@@ -11,7 +11,6 @@ batch order of an epoch is a pure function of (seed, epoch) (:func:`epoch_batche
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -26,12 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from ncvqvae.config import RunConfig, from_dict, to_dict
-from ncvqvae.data.generators import LEGACY_NAMES
+from ncvqvae.config import RunConfig, from_dict
 from ncvqvae.errors import CheckpointError, ConfigError, TrainingError
 from ncvqvae.home import atomic_path, atomic_write_text
+
+# The run directory moved to ncvqvae.rundir; these names stay importable from here for older callers.
+from ncvqvae.rundir import STAGE2_SOURCE_FILE as STAGE2_SOURCE_FILE
+from ncvqvae.rundir import RunDir as RunDir
+from ncvqvae.rundir import recorded_checkpoint as recorded_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -326,150 +328,6 @@ def refuse_changed_fields(old: Mapping[str, Any], new: Mapping[str, Any], *, sou
     if differ:
         listing = "; ".join(f"{k}: saved {old.get(k)!r}, requested {new.get(k)!r}" for k in differ)
         raise ConfigError(f"{source}: {what} ({listing}); use another run directory, or the saved settings")
-
-
-# --------------------------------------------------------------------------------------------------
-# Run directories
-# --------------------------------------------------------------------------------------------------
-
-#: In ``<run>/stage2/``: the record of the stage-1 checkpoint the prior was trained on (see stage2.py).
-STAGE2_SOURCE_FILE = "source.json"
-
-
-def recorded_checkpoint(record: Mapping[str, Any], run_root: Path) -> Path | None:
-    """The stage-1 checkpoint a stage-2 source record names, or ``None`` when it is not there.
-
-    The path relative to the run directory is tried first, so that a moved tree of runs still finds its
-    stage 1, then the absolute one.
-
-    Args:
-        record: a ``stage2/source.json`` record (``stage1_checkpoint``, ``stage1_checkpoint_relative``).
-        run_root: the stage-2 run directory the relative path starts from.
-    """
-    candidates = []
-    if record.get("stage1_checkpoint_relative"):
-        candidates.append(Path(run_root) / record["stage1_checkpoint_relative"])
-    if record.get("stage1_checkpoint"):
-        candidates.append(Path(record["stage1_checkpoint"]))
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    return None
-
-
-@dataclass
-class RunDir:
-    """A self-describing run directory.
-
-    Layout::
-
-        <root>/config.yaml        resolved RunConfig
-        <root>/<stage>/metrics.jsonl
-        <root>/<stage>/checkpoints/last.pt   (periodic; rewritten atomically)
-        <root>/<stage>/checkpoints/final.pt  (written once the stage is finished)
-        <root>/results.json
-    """
-
-    root: Path
-
-    def __post_init__(self) -> None:
-        self.root = Path(self.root)
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def results_path(self) -> Path:
-        return self.root / "results.json"
-
-    def stage_dir(self, stage: str) -> Path:
-        path = self.root / stage
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def metrics_path(self, stage: str) -> Path:
-        return self.stage_dir(stage) / "metrics.jsonl"
-
-    def checkpoint_path(self, stage: str, name: str = "last") -> Path:
-        return self.stage_dir(stage) / "checkpoints" / f"{name}.pt"
-
-    def is_finished(self, stage: str) -> bool:
-        return (self.root / stage / "checkpoints" / "final.pt").is_file()
-
-    @property
-    def source_path(self) -> Path:
-        """``stage2/source.json``: which stage-1 checkpoint the run's prior was trained on."""
-        return self.root / "stage2" / STAGE2_SOURCE_FILE
-
-    def recorded_stage1_checkpoint(self) -> Path | None:
-        """The stage-1 checkpoint named by ``stage2/source.json`` (a run whose stage 1 lives elsewhere).
-
-        Returns:
-            The checkpoint file (resolved), or ``None`` when the run has no such record or the record
-            names no checkpoint (a prior trained on a tokenizer passed without one).
-
-        Raises:
-            CheckpointError: the record is not valid JSON, or the checkpoint it names is missing.
-        """
-        if not self.source_path.is_file():
-            return None
-        try:
-            record = json.loads(self.source_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"{self.source_path}: not valid JSON ({err})") from err
-        if not record.get("stage1_checkpoint"):
-            return None
-        found = recorded_checkpoint(record, self.root)
-        if found is None:
-            raise CheckpointError(
-                f"{self.source_path}: the stage-1 checkpoint of this run is missing "
-                f"({record['stage1_checkpoint']}, relative {record.get('stage1_checkpoint_relative')})"
-            )
-        return found
-
-    def stage1_dir(self) -> Path:
-        """The folder of the run's stage 1: ``<root>/stage1``, or the one ``stage2/source.json`` names."""
-        if (self.root / "stage1" / "checkpoints").is_dir():
-            return self.root / "stage1"
-        recorded = self.recorded_stage1_checkpoint()
-        return recorded.parent.parent if recorded is not None else self.root / "stage1"
-
-    def write_config(self, cfg: RunConfig) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.config_path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-    def read_config(self) -> RunConfig:
-        """The run's resolved config (``config.yaml``).
-
-        A run of a built-in generator made before the generators got their ``gen-`` prefix names it
-        ``twopatterns`` (``cbf``, ``syntheticcontrol``), today the archive's dataset; its checkpoints,
-        whose ``data_stats`` then had no ``source``, tell such a run apart, and its config is read with
-        the generator's name today (``gen-twopatterns``), so that it evaluates and reports as before.
-        """
-        if not self.config_path.is_file():
-            raise CheckpointError(f"{self.root}: not a run directory (no config.yaml)")
-        cfg = from_dict(RunConfig, yaml.safe_load(self.config_path.read_text()), source=str(self.config_path))
-        renamed = LEGACY_NAMES.get(cfg.data.dataset)
-        if renamed is not None and not Path(cfg.data.dataset).exists() and self._predates_generator_prefix():
-            log.debug("%s: dataset %r is the generator %r (a run made before the gen- prefix)",
-                      self.root, cfg.data.dataset, renamed)
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=renamed))
-        return cfg
-
-    def _predates_generator_prefix(self) -> bool:
-        """Whether the run's first checkpoint found records data stats without ``source`` (older code)."""
-        candidates = [self.root / stage / "checkpoints" / f"{name}.pt"
-                      for stage in ("stage1", "stage2") for name in ("final", "last")]
-        for path in candidates:
-            if path.is_file():
-                try:  # mmap: only the small data_stats entry is read, not the weights
-                    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-                except Exception:  # an unreadable checkpoint: its loader reports it when it is needed
-                    return False
-                stats = checkpoint.get("data_stats") if isinstance(checkpoint, dict) else None
-                return isinstance(stats, dict) and "source" not in stats
-        return False
 
 
 class MetricsLog:

@@ -22,14 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from ncvqvae.config import RunConfig, replace, to_dict
+from ncvqvae.data.prepare import load_prepared
+from ncvqvae.evaluation.pipeline import evaluate_run
+from ncvqvae.experiments.report import run_summary, write_run_report
+from ncvqvae.experiments.trackers import open_tracker
 from ncvqvae.home import atomic_write_json
-from ncvqvae.training import RunDir
+from ncvqvae.rundir import (
+    DONE_NAME,
+    TIMING_STARTED_SUFFIX,
+    TIMINGS_NAME,
+    RunDir,
+    read_raw_timings,
+    read_timings,
+)
+from ncvqvae.stage1 import train_stage1
+from ncvqvae.stage2 import is_finished as stage2_finished
+from ncvqvae.stage2 import train_stage2
 
 log = logging.getLogger(__name__)
-
-DONE_NAME = "DONE.json"  # written last, atomically: the cell is finished
-TIMINGS_NAME = "timings.json"  # wall-clock seconds per step, summed over the attempts that did work
-REPORT_NAME = "report.md"
 
 
 def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
@@ -46,13 +56,6 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
         probe accuracy, FID, IS, CAS, evaluator accuracy), timings and the report's path. A finished run
         returns the summary stored in its ``DONE.json`` without doing anything.
     """
-    from ncvqvae.evaluation.pipeline import evaluate_run
-    from ncvqvae.experiments.report import run_summary, write_run_report
-    from ncvqvae.experiments.trackers import open_tracker
-    from ncvqvae.stage1 import train_stage1
-    from ncvqvae.stage2 import is_finished as stage2_finished
-    from ncvqvae.stage2 import train_stage2
-
     run = RunDir(run_dir)
     done_path = run.root / DONE_NAME
     cfg = replace(cfg, progress=progress)
@@ -71,8 +74,6 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
         # stage 2 may be finished and still have steps to do (a raised stage2.max_steps): ask it
         stage2_done = stage2_finished(cfg, run.root)
         if not (run.is_finished("stage1") and stage2_done):
-            from ncvqvae.data.prepare import load_prepared
-
             data = load_prepared(cfg.data, seed=cfg.seed)  # one load serves both stages
         with _timed(run.root, "stage1", skip=run.is_finished("stage1")):
             log.info("stage 1: training the tokenizer (%s) in %s", cfg.stage1.method, run.root)
@@ -116,28 +117,13 @@ def result_config(cfg: RunConfig) -> dict[str, Any]:
     return data
 
 
-def read_timings(run_dir: str | Path) -> dict[str, float]:
-    """Seconds spent per step (``stage1``, ``stage2``, ``evaluation``), summed over attempts."""
-    return {k: v for k, v in _read_raw_timings(Path(run_dir)).items() if not k.endswith(_STARTED)}
-
-
-_STARTED = ":started"  # timings.json key suffix: when the running attempt of a step began (epoch seconds)
+_STARTED = TIMING_STARTED_SUFFIX  # when the running attempt of a step began (epoch seconds)
 # Files whose last write marks the work an attempt of a step left behind (checkpoints, results).
 _KEPT_WORK = {
     "stage1": "stage1/checkpoints/*.pt",
     "stage2": "stage2/checkpoints/*.pt",
     "evaluation": "results.json",
 }
-
-
-def _read_raw_timings(run_dir: Path) -> dict[str, float]:
-    path = run_dir / TIMINGS_NAME
-    if not path.is_file():
-        return {}
-    try:
-        return {k: float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
-    except (ValueError, AttributeError):
-        return {}
 
 
 @contextlib.contextmanager
@@ -148,7 +134,7 @@ def _timed(run_dir: Path, step: str, *, skip: bool = False) -> Iterator[None]:
     from that start to the last file the attempt wrote (its last checkpoint, or results.json): the time
     of the work that was kept. ``skip``: the step is already finished and returns at once.
     """
-    timings = _read_raw_timings(run_dir)
+    timings = read_raw_timings(run_dir)
     killed_start = timings.pop(step + _STARTED, None)
     if killed_start is not None:
         written = [p.stat().st_mtime for p in run_dir.glob(_KEPT_WORK[step])]

@@ -32,10 +32,18 @@ from ncvqvae.data import generators
 from ncvqvae.data.loading import dataset_name
 from ncvqvae.errors import NcvqvaeError
 from ncvqvae.evaluation.pipeline import FIGURE_NAMES
-from ncvqvae.evaluation.pipeline import FIGURES_DIR as EVALUATION_DIR
-from ncvqvae.experiments.pipeline import DONE_NAME, REPORT_NAME, read_timings
+from ncvqvae.experiments.variants import Variant
 from ncvqvae.home import atomic_path, atomic_write_text
-from ncvqvae.training import RunDir
+from ncvqvae.rundir import (
+    DONE_NAME,
+    EVALUATION_DIR,
+    FAILED_NAME,
+    REPORT_NAME,
+    RESULTS_NAME,
+    RunDir,
+    read_timings,
+    run_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +119,7 @@ def flatten(node: Any, prefix: str = "") -> dict[str, float]:
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:
     """The run's ``results.json`` (empty when it has none yet)."""
-    path = Path(run_dir) / "results.json"
+    path = Path(run_dir) / RESULTS_NAME
     if not path.is_file():
         return {}
     try:
@@ -122,8 +130,6 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
 
 def run_row(run_dir: str | Path) -> dict[str, Any]:
     """One tidy row describing a run directory: identity, budgets, timings, headline and all metrics."""
-    from ncvqvae.experiments.sweep import FAILED_NAME, Variant, cell_status
-
     run_dir = Path(run_dir)
     cfg = RunDir(run_dir).read_config()
     variant = Variant.from_config(cfg)
@@ -143,7 +149,7 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         "augmentation": "+".join(variant.augmentations) or "none",
         "seed": cfg.seed,
         "preset": cfg.preset or "",
-        "status": cell_status(run_dir),
+        "status": run_status(run_dir),
     }
     for column, (key, _label, _better) in {**HEADLINE, **EXTRA}.items():
         row[column] = metrics.get(key, math.nan)

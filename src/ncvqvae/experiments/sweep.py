@@ -30,7 +30,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -42,30 +42,21 @@ from filelock import Timeout
 
 from ncvqvae.config import RunConfig, from_dict, load_preset, load_yaml, merge, parse_overrides, to_dict
 from ncvqvae.errors import ConfigError, NcvqvaeError
-from ncvqvae.experiments.pipeline import DONE_NAME, run_pipeline
+from ncvqvae.evaluation.pipeline import prepare_evaluator
+from ncvqvae.experiments.pipeline import run_pipeline
+from ncvqvae.experiments.variants import AUGMENTATIONS as AUGMENTATIONS
+from ncvqvae.experiments.variants import METHODS as METHODS
+from ncvqvae.experiments.variants import Variant
 from ncvqvae.home import atomic_write_json, atomic_write_text, file_lock
+from ncvqvae.rundir import DONE_NAME, FAILED_NAME
+from ncvqvae.rundir import run_status as cell_status  # done, failed, partial or pending
+from ncvqvae.training import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
-FAILED_NAME = "FAILED.json"
 SPEC_NAME = "sweep.yaml"  # the resolved sweep spec, written into the sweep directory
 STATUS_NAME = "status.json"  # the live overview, rewritten as cells finish
 LOG_NAME = "cell.log"  # each cell's log records
-
-METHODS = ("baseline", "barlowtwins", "vibcreg")
-AUGMENTATIONS = ("warp", "slice", "gauss")
-# Short names as in the thesis tables and the anchor CSVs (``bt_warp``, ``vibcreg_slice``).
-_SHORT = {"baseline": "baseline", "barlowtwins": "bt", "vibcreg": "vibcreg"}
-_METHOD_ALIASES = {
-    "baseline": "baseline",
-    "regular": "baseline",
-    "vqvae": "baseline",
-    "bt": "barlowtwins",
-    "barlowtwins": "barlowtwins",
-    "barlow_twins": "barlowtwins",
-    "barlow": "barlowtwins",
-    "vibcreg": "vibcreg",
-}
 
 CellFn = Callable[..., Mapping[str, Any]]
 EvaluatorFn = Callable[[RunConfig], Any]
@@ -74,78 +65,6 @@ EvaluatorFn = Callable[[RunConfig], Any]
 # --------------------------------------------------------------------------------------------------
 # Variants, cells and sweep specs
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A stage-1 method with its augmentations: ``baseline``, ``bt_warp``, ``vibcreg_warp+gauss``...
-
-    Attributes:
-        method: "baseline", "barlowtwins" or "vibcreg".
-        augmentations: the augmented view's augmentations (empty for the baseline, which has none).
-    """
-
-    method: str
-    augmentations: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        """The table/anchor name: ``baseline``, ``bt_warp``, ``vibcreg_slice``, ``bt_warp+gauss``."""
-        if self.method == "baseline":
-            return "baseline"
-        return f"{_SHORT[self.method]}_{'+'.join(self.augmentations)}"
-
-    @classmethod
-    def parse(cls, text: str, *, source: str = "variant") -> Variant:
-        """Read ``baseline``, ``bt_warp``, ``barlowtwins-warp``, ``vibcreg_warp+gauss`` (case-insensitive)."""
-        raw = str(text).strip().lower()
-        parts = re.split(r"[-_:/]", raw, maxsplit=1)
-        method_part = parts[0]
-        aug_part = parts[1] if len(parts) > 1 else ""
-        if raw in ("barlow_twins", "barlow-twins"):
-            method_part, aug_part = "barlowtwins", ""
-        elif method_part == "barlow" and aug_part.startswith("twins"):
-            method_part, aug_part = "barlowtwins", aug_part[len("twins") :].lstrip("-_:/")
-        method = _METHOD_ALIASES.get(method_part)
-        if method is None:
-            raise ConfigError(
-                f"{source}: unknown variant {text!r}; expected 'baseline' or <method>_<aug>[+<aug>] with "
-                f"method "
-                f"in {', '.join(METHODS[1:])} (or bt) and aug in {', '.join(AUGMENTATIONS)}, e.g. 'bt_warp'"
-            )
-        return cls.make(method, aug_part.split("+") if aug_part else (), source=source)
-
-    @classmethod
-    def make(cls, method: str, augmentations: Iterable[str] = (), *, source: str = "variant") -> Variant:
-        """Build a variant from a method name and augmentation names, checking both."""
-        method = _METHOD_ALIASES.get(str(method).lower(), str(method).lower())
-        if method not in METHODS:
-            raise ConfigError(f"{source}: unknown method {method!r}; expected one of {', '.join(METHODS)}")
-        augs = tuple(a.strip().lower() for a in augmentations if a.strip())
-        bad = [a for a in augs if a not in AUGMENTATIONS]
-        if bad:
-            raise ConfigError(
-                f"{source}: unknown augmentation(s) {bad}; expected any of {', '.join(AUGMENTATIONS)}"
-            )
-        if method == "baseline":
-            return cls("baseline", ())  # the baseline has no augmented view
-        if not augs:
-            raise ConfigError(
-                f"{source}: method {method!r} needs at least one augmentation, e.g. '{_SHORT[method]}_warp'"
-            )
-        return cls(method, augs)
-
-    @classmethod
-    def from_config(cls, cfg: RunConfig) -> Variant:
-        """The variant a run config describes."""
-        return cls.make(cfg.stage1.method, cfg.stage1.augmentation.names, source="config")
-
-    def overrides(self) -> dict[str, Any]:
-        """The nested config fields this variant sets."""
-        out: dict[str, Any] = {"stage1": {"method": self.method}}
-        if self.augmentations:
-            out["stage1"]["augmentation"] = {"names": list(self.augmentations)}
-        return out
 
 
 @dataclass(frozen=True)
@@ -418,18 +337,6 @@ def dataset_slug(name: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def cell_status(run_dir: str | Path) -> str:
-    """``done``, ``failed``, ``partial`` (interrupted: it resumes) or ``pending`` (not started)."""
-    run_dir = Path(run_dir)
-    if (run_dir / DONE_NAME).is_file():
-        return "done"
-    if (run_dir / FAILED_NAME).is_file():
-        return "failed"
-    if any(run_dir.glob("*/checkpoints/*.pt")) or (run_dir / "results.json").is_file():
-        return "partial"
-    return "pending"
-
-
 def sweep_status(spec: SweepSpec, sweep_dir: str | Path) -> dict[str, str]:
     """Map cell key → :func:`cell_status`, in run order."""
     return {cell.key: cell_status(cell.run_dir(sweep_dir)) for cell in spec.cells()}
@@ -546,8 +453,6 @@ def ensure_evaluator(cfg: RunConfig) -> dict[str, Any]:
     Runs once per dataset before the cells, so that the cells of one dataset find it ready instead of
     queueing on the evaluator cache's lock.
     """
-    from ncvqvae.evaluation.pipeline import prepare_evaluator
-
     return dict(prepare_evaluator(cfg))
 
 
@@ -615,8 +520,6 @@ class SweepProgress:
     start: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:
-        from ncvqvae.training import progress as progress_bar
-
         self.bar = progress_bar(
             total=self.total, desc="cells", enabled=self.enabled, initial=self.count("done")
         )
