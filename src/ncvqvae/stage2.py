@@ -37,15 +37,18 @@ from einops import rearrange
 
 from ncvqvae.config import RunConfig, Stage2Config, to_dict
 from ncvqvae.data.dataset import PreparedData
+from ncvqvae.data.prepare import load_prepared
+from ncvqvae.data.stats import data_stats
 from ncvqvae.errors import CheckpointError, ConfigError, DataError
 from ncvqvae.home import atomic_write_json
 from ncvqvae.maskgit import MASKING_CONVENTIONS, draw_mask, masked_token_loss, sample_categorical
 from ncvqvae.models.prior import PRIOR_VARIANTS, BidirectionalTransformer
+from ncvqvae.models.tokenizer import VQVAE
 from ncvqvae.precision import autocast_dtype
+from ncvqvae.rundir import STAGE2_SOURCE_FILE, RunDir, recorded_checkpoint
+from ncvqvae.stage1 import load_stage1_checkpoint, resolve_stage1_checkpoint, tokenizer_from_checkpoint
 from ncvqvae.training import (
-    STAGE2_SOURCE_FILE,
     MetricsLog,
-    RunDir,
     StepLog,
     check_finite,
     cosine_schedule,
@@ -57,7 +60,6 @@ from ncvqvae.training import (
     pick_device,
     plan_steps,
     progress,
-    recorded_checkpoint,
     refuse_changed_fields,
     restore_loop_state,
     save_checkpoint,
@@ -96,7 +98,7 @@ def train_stage2(
     run_dir: str | os.PathLike[str],
     *,
     stage1_dir: str | os.PathLike[str] | None = None,
-    tokenizer: Any = None,
+    tokenizer: VQVAE | None = None,
     data: PreparedData | None = None,
     resume: bool = True,
     stop_after_steps: int | None = None,
@@ -180,7 +182,7 @@ def train_stage2(
     atomic_write_json(run.stage_dir(STAGE) / SOURCE_FILE, source)
 
     data = data if data is not None else _load_data(cfg)
-    stats = _data_stats(data)
+    stats = data_stats(data)
     _check_same_data(stage1.data_stats, stats, stage1.path)
     tokenizer = stage1.tokenizer.to(device).eval()  # frozen: only its no-grad encoder pass below
 
@@ -313,7 +315,7 @@ class TrainingTokens:
     @classmethod
     @torch.no_grad()
     def from_tokenizer(
-        cls, tokenizer: Any, X: torch.Tensor, temperature: float, batch_size: int = 512
+        cls, tokenizer: VQVAE, X: torch.Tensor, temperature: float, batch_size: int = 512
     ) -> TrainingTokens:
         """Run the frozen encoder once over X (n, C, L) and keep what the per-batch draws need."""
         logits, nearest = [], []
@@ -335,7 +337,7 @@ class TrainingTokens:
         return sample_categorical(self.logits[index], generator=generator)
 
 
-def build_prior(s2: Stage2Config, tokenizer: Any, *, n_classes: int) -> BidirectionalTransformer:
+def build_prior(s2: Stage2Config, tokenizer: VQVAE, *, n_classes: int) -> BidirectionalTransformer:
     """The prior network for ``tokenizer``'s token grid, initialised from its codebook.
 
     ``s2.variant == "thesis"`` picks the reference pairing: ``token`` for a baseline tokenizer,
@@ -370,7 +372,7 @@ def build_prior(s2: Stage2Config, tokenizer: Any, *, n_classes: int) -> Bidirect
 class _Stage1:
     """The tokenizer stage 2 builds on, where it came from and the data statistics it was trained with."""
 
-    tokenizer: Any
+    tokenizer: VQVAE
     path: Path | None  # the stage-1 checkpoint file, None for a tokenizer passed without one
     sha256: str | None  # of that file
     tokenizer_sha256: str | None  # of the tokenizer's weights, when there is no checkpoint file
@@ -390,9 +392,7 @@ class _Stage1:
         }
 
 
-def _load_stage1(stage1_dir: Path, tokenizer: Any) -> _Stage1:
-    from ncvqvae.stage1 import load_stage1_checkpoint, resolve_stage1_checkpoint, tokenizer_from_checkpoint
-
+def _load_stage1(stage1_dir: Path, tokenizer: VQVAE | None) -> _Stage1:
     try:
         path = resolve_stage1_checkpoint(stage1_dir)
     except CheckpointError:
@@ -408,7 +408,7 @@ def _load_stage1(stage1_dir: Path, tokenizer: Any) -> _Stage1:
     return _Stage1(tokenizer, path, file_sha256(path), None, dict(checkpoint["data_stats"]))
 
 
-def _check_same_weights(tokenizer: Any, saved: dict[str, torch.Tensor], path: Path) -> None:
+def _check_same_weights(tokenizer: VQVAE, saved: dict[str, torch.Tensor], path: Path) -> None:
     state = tokenizer.state_dict()
     differ = sorted(k for k in state.keys() | saved.keys()
                     if k not in state or k not in saved or not torch.equal(state[k].cpu(), saved[k].cpu()))
@@ -496,12 +496,6 @@ def _check_same_run(saved: RunConfig, cfg: RunConfig, path: Path) -> None:
                           f"({listing}); give stage 2 its own run directory")
 
 
-def _data_stats(data: PreparedData) -> dict[str, Any]:
-    from ncvqvae.stage1 import data_stats
-
-    return data_stats(data)
-
-
 def _check_same_data(stage1_stats: dict[str, Any], stats: dict[str, Any], path: Path | None) -> None:
     """The prior must see the data (and normalisation) the tokenizer was trained on."""
     keys = ("length", "channels", "mean", "std", "normalization", "n_classes")
@@ -512,8 +506,6 @@ def _check_same_data(stage1_stats: dict[str, Any], stats: dict[str, Any], path: 
 
 
 def _load_data(cfg: RunConfig) -> PreparedData:
-    from ncvqvae.data.prepare import load_prepared
-
     return load_prepared(cfg.data, seed=cfg.seed)
 
 
@@ -536,7 +528,7 @@ class GenerativeModel:
         run_dir: the run directory it was loaded from (``None`` when built in memory).
     """
 
-    tokenizer: Any
+    tokenizer: VQVAE
     prior: BidirectionalTransformer
     steps: int = 10
     temperature: float = 1.0
@@ -597,7 +589,7 @@ def resolve_stage2_checkpoint(run_dir: str | os.PathLike[str]) -> Path:
 
 
 def load_generator(
-    run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", *, tokenizer: Any = None
+    run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", *, tokenizer: VQVAE | None = None
 ) -> GenerativeModel:
     """Load a run's trained generator (tokenizer + prior), checking the stage-1 checkpoint is unchanged.
 

@@ -43,9 +43,10 @@ import torch
 
 from ncvqvae.config import EvaluationConfig, RunConfig, replace, to_dict
 from ncvqvae.data.dataset import PreparedData
-from ncvqvae.errors import DataError
+from ncvqvae.data.prepare import load_prepared
+from ncvqvae.errors import ConfigError, DataError
 from ncvqvae.evaluation.cas import cas, cas_class_counts, cas_labels
-from ncvqvae.evaluation.evaluator import evaluator_recipe, get_evaluator
+from ncvqvae.evaluation.evaluator import evaluator_key, evaluator_recipe, get_evaluator
 from ncvqvae.evaluation.fcn import FCNOutputs, fcn_outputs
 from ncvqvae.evaluation.metrics import (
     bootstrap_ci,
@@ -58,13 +59,20 @@ from ncvqvae.evaluation.metrics import (
     kid_subset_size,
 )
 from ncvqvae.evaluation.neighbours import class_prdc, memorisation, prdc, znormalise_series
+from ncvqvae.evaluation.stage1 import evaluate_stage1_run
+from ncvqvae.evaluation.stage1_metrics import extract_features
+from ncvqvae.evaluation.utility import augmentation_utility
+from ncvqvae.models.stft import istft, stft
 from ncvqvae.precision import resolved
-from ncvqvae.training import RunDir, derive_seed, file_sha256, make_generator, pick_device, read_metrics
+from ncvqvae.rundir import EVALUATION_DIR, RESULTS_NAME, RunDir, update_results
+from ncvqvae.sampling import sample
+from ncvqvae.stage2 import GenerativeModel, load_generator, resolve_stage2_checkpoint
+from ncvqvae.training import derive_seed, file_sha256, make_generator, pick_device, read_metrics
 
 log = logging.getLogger(__name__)
 
 RESULTS_KEY = "generation"
-FIGURES_DIR = "evaluation"
+FIGURES_DIR = EVALUATION_DIR
 FIGURE_NAMES = (
     "samples_per_class.png",
     "latents_tsne.png",
@@ -83,8 +91,6 @@ def prepare_evaluator(cfg: RunConfig, *, device: str | torch.device | None = Non
 
     Sweeps call this once per dataset before their cells, so that cells do not queue on the cache lock.
     """
-    from ncvqvae.data.prepare import load_prepared
-
     data = load_prepared(cfg.data, seed=cfg.seed)
     _, info = get_evaluator(
         data,
@@ -123,10 +129,6 @@ def evaluate_run(
     Returns:
         The whole ``results.json`` content (``"stage1"`` and ``"generation"`` among its keys).
     """
-    from ncvqvae.data.prepare import load_prepared
-    from ncvqvae.evaluation.stage1 import evaluate_stage1_run, update_results
-    from ncvqvae.stage2 import load_generator, resolve_stage2_checkpoint
-
     run = RunDir(run_dir)
     run_cfg = run.read_config()
     ecfg = _evaluation_config(cfg, run_cfg, n_samples=n_samples, cas_epochs=cas_epochs, run_cas=run_cas)
@@ -176,7 +178,7 @@ def _evaluate(
     run_cfg: RunConfig,
     ecfg: EvaluationConfig,
     data: PreparedData,
-    model: Any,
+    model: GenerativeModel,
     device: torch.device,
     settings: dict[str, Any],
     progress: bool,
@@ -244,6 +246,7 @@ def _evaluate(
             default_epochs=cas_epochs,
             device=device,
             progress=progress,
+            precision=precision,
         )
     )
     if ecfg.cas:
@@ -332,6 +335,7 @@ def beyond_thesis(
     default_epochs: int,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """The metrics the thesis does not report (issue 17), each switched by its ``evaluation`` field.
 
@@ -443,8 +447,6 @@ def beyond_thesis(
     start = time.perf_counter()
     out["utility"] = None
     if ecfg.utility:
-        from ncvqvae.evaluation.utility import augmentation_utility
-
         n_train = int(data.X_train.shape[0])
         n_extra = max(1, round(ecfg.utility_ratio * n_train))
         labels = data.y_train.cpu()[torch.arange(n_extra) % n_train]  # the train labels, tiled
@@ -465,6 +467,7 @@ def beyond_thesis(
             seed=derive_seed(seed, "evaluation", "utility-fcn"),
             device=device,
             progress=progress,
+            precision=precision,
         )
         out["utility"] = result.as_dict()
         timings["utility"] = time.perf_counter() - start
@@ -477,8 +480,6 @@ def _kid(feat_real: np.ndarray, feat_fake: np.ndarray, ecfg: EvaluationConfig, s
 
 
 def _check_extras(ecfg: EvaluationConfig) -> None:
-    from ncvqvae.errors import ConfigError
-
     checks = {
         "kid_subsets": ecfg.kid_subsets >= 1,
         "kid_subset_size": ecfg.kid_subset_size >= 2,
@@ -498,11 +499,9 @@ def _check_extras(ecfg: EvaluationConfig) -> None:
 
 
 def _draw(
-    model: Any, n: int, classes: torch.Tensor | None, seed: int, purpose: str, batch_size: int
+    model: GenerativeModel, n: int, classes: torch.Tensor | None, seed: int, purpose: str, batch_size: int
 ) -> torch.Tensor:
     """``n`` samples (n, C, L) on the CPU from a generator seeded by (run seed, purpose)."""
-    from ncvqvae.sampling import sample
-
     generator = make_generator(derive_seed(seed, "evaluation", purpose), model.device)
     return sample(model, n, classes=classes, generator=generator, batch_size=batch_size)[0]
 
@@ -554,8 +553,6 @@ def real_reference_set(X_test: torch.Tensor, *, n_fft: int = 8) -> torch.Tensor:
     Returns:
         (N, C, L) float32 series on the CPU.
     """
-    from ncvqvae.models.stft import istft, stft
-
     with torch.no_grad():
         return istft(stft(X_test.float(), n_fft), X_test.shape[-1], n_fft).cpu()
 
@@ -570,12 +567,11 @@ def _draw_figures(
     run_cfg: RunConfig,
     ecfg: EvaluationConfig,
     data: PreparedData,
-    model: Any,
+    model: GenerativeModel,
     sets: _Sets | None,
     device: torch.device,
 ) -> list[Path]:
-    from ncvqvae.evaluation import figures
-    from ncvqvae.evaluation.stage1 import extract_features
+    from ncvqvae.evaluation import figures  # matplotlib: only when figures are drawn
 
     folder = run.root / FIGURES_DIR
     missing = [name for name in FIGURE_NAMES if not (folder / name).is_file()]
@@ -666,11 +662,9 @@ def _evaluation_config(
 
 
 def _settings(
-    ecfg: EvaluationConfig, run_cfg: RunConfig, data: PreparedData, checkpoint: Path, model: Any
+    ecfg: EvaluationConfig, run_cfg: RunConfig, data: PreparedData, checkpoint: Path, model: GenerativeModel
 ) -> dict[str, Any]:
     """Everything that determines the numbers (figures excluded): hashed to decide on reuse."""
-    from ncvqvae.evaluation.evaluator import evaluator_key
-
     numbers = {k: v for k, v in to_dict(ecfg).items() if k not in ("figures", "sample_batch_size")}
     arithmetic = resolved(run_cfg.precision, model.device)  # "bf16" or "fp32", as computed
     return {
@@ -709,7 +703,7 @@ def _hash(settings: dict[str, Any]) -> str:
 
 
 def _read_results(root: Path) -> dict[str, Any]:
-    path = root / "results.json"
+    path = root / RESULTS_NAME
     if not path.is_file():
         return {}
     try:

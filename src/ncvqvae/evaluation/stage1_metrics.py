@@ -35,6 +35,7 @@ from sklearn.svm import SVC
 from ncvqvae.config import EvaluationConfig
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.errors import DataError
+from ncvqvae.models.tokenizer import VQVAE
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def _batches(X: torch.Tensor, batch_size: int, device: torch.device, what: str) 
 
 
 def reconstruction_error(
-    model: torch.nn.Module, X: torch.Tensor, *, batch_size: int = BATCH_SIZE
+    model: VQVAE, X: torch.Tensor, *, batch_size: int = BATCH_SIZE
 ) -> dict[str, float]:
     """Reconstruction error of the original view, in eval mode (thesis Tables 1–2).
 
@@ -111,7 +112,7 @@ def reconstruction_error(
     return result
 
 
-def extract_features(model: torch.nn.Module, X: torch.Tensor, *, batch_size: int = BATCH_SIZE) -> np.ndarray:
+def extract_features(model: VQVAE, X: torch.Tensor, *, batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Probe features: z_q (nearest code) global-average-pooled, in eval mode without state change.
 
     Returns:
@@ -124,7 +125,7 @@ def extract_features(model: torch.nn.Module, X: torch.Tensor, *, batch_size: int
 
 
 def probe_accuracy(
-    model: torch.nn.Module,
+    model: VQVAE,
     X_train: torch.Tensor,
     y_train: torch.Tensor,
     X_test: torch.Tensor,
@@ -169,7 +170,7 @@ def probe_accuracy(
 
 
 def codebook_stats(
-    model: torch.nn.Module, X: torch.Tensor, *, batch_size: int = BATCH_SIZE, grid_series: int = GRID_SERIES
+    model: VQVAE, X: torch.Tensor, *, batch_size: int = BATCH_SIZE, grid_series: int = GRID_SERIES
 ) -> dict[str, Any]:
     """Codebook perplexity and usage over a dataset (nearest-code tokens, eval mode).
 
@@ -202,7 +203,7 @@ def codebook_stats(
 
 
 def evaluate_stage1(
-    model: torch.nn.Module,
+    model: VQVAE,
     data: PreparedData,
     cfg: EvaluationConfig | None = None,
     *,
