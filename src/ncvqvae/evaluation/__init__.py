@@ -1,7 +1,7 @@
 """Evaluation of trained runs (SPEC §5): stage-1 numbers, the FCN evaluator, FID / IS / CAS, figures.
 
 The public names below are imported lazily (on first attribute access), so importing one submodule —
-``ncvqvae.evaluation.stage1`` during training, say — does not pull in scipy, matplotlib or the
+``ncvqvae.evaluation.stage1_metrics`` during training, say — does not pull in scipy, matplotlib or the
 generator stack.
 
 - :func:`evaluate_run` (``pipeline``): everything for one run → ``results.json`` and figures.
