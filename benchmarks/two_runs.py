@@ -6,7 +6,7 @@ process alone, then in two processes started at once, under the thread settings 
 - ``alone``: one process, all cores (the reference figure);
 - ``both, spinning``: two processes, each with all cores, OpenMP threads busy-waiting between parallel
   regions (``OMP_WAIT_POLICY=ACTIVE``, what a plain ``python`` gets from libgomp's spin count);
-- ``both, passive``: the same with ``OMP_WAIT_POLICY=PASSIVE`` (what the ``ncvqvae`` CLI sets);
+- ``both, passive``: the same with ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep; slower alone);
 - ``both, shared``: two processes with ``cores / 2`` threads each (``ncvqvae --threads``, and what a
   sweep's worker processes get).
 

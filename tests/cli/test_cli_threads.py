@@ -1,8 +1,6 @@
-"""``ncvqvae --threads N`` / ``NCVQVAE_THREADS`` and the passive OpenMP wait policy of the CLI."""
+"""``ncvqvae --threads N`` / ``NCVQVAE_THREADS``: the CPU threads of one process."""
 
 from __future__ import annotations
-
-import os
 
 import pytest
 import torch
@@ -32,6 +30,3 @@ def test_threads_from_the_environment(monkeypatch: pytest.MonkeyPatch, restore_t
     with pytest.raises(SystemExit, match="at least 1"):
         cli.set_threads(0)
 
-
-def test_the_cli_makes_idle_openmp_threads_sleep() -> None:
-    assert os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"  # set on importing ncvqvae.cli

@@ -14,11 +14,7 @@ import logging
 import os
 import sys
 
-# Idle OpenMP threads sleep instead of spinning (set before torch loads libgomp): two ncvqvae processes on
-# one machine otherwise burn each other's cores busy-waiting (docs/benchmarks.md, "Two runs").
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from ncvqvae.errors import NcvqvaeError  # noqa: E402 (after the environment is set)
+from ncvqvae.errors import NcvqvaeError
 
 GROUPS = ("data", "train", "sample", "evaluate", "evaluator", "run", "sweep", "report", "presets")
 

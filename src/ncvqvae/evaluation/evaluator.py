@@ -32,7 +32,7 @@ import torch
 from ncvqvae.config import EvaluationConfig
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.errors import CheckpointError, DataError
-from ncvqvae.evaluation.fcn import FCN, build_fcn, fcn_outputs, train_fcn
+from ncvqvae.evaluation.fcn import FCN, budget, build_fcn, fcn_outputs, train_fcn
 from ncvqvae.home import atomic_write_json, cache_dir, file_lock
 from ncvqvae.precision import resolved
 from ncvqvae.training import load_checkpoint, save_checkpoint, steps_per_epoch
@@ -50,7 +50,8 @@ def evaluator_recipe(cfg: EvaluationConfig, seed: int = 0, precision: str | None
     """
     return {
         "precision": precision or resolved("auto", "cpu"),
-        "epochs": int(cfg.evaluator_epochs),
+        # a budget in steps makes the epochs irrelevant: leave them out of the key
+        "epochs": int(cfg.evaluator_epochs) if cfg.evaluator_steps is None else None,
         "steps": cfg.evaluator_steps,
         "lr": float(cfg.evaluator_lr),
         "weight_decay": float(cfg.evaluator_weight_decay),
@@ -176,8 +177,9 @@ def _warn_if_near_chance(data: PreparedData, info: dict[str, Any]) -> None:
         log.warning(
             "the FCN evaluator of %s has test accuracy %.3f, near chance (%.3f, the most frequent class): "
             "FID, IS and CAS computed with it are meaningless; train it longer "
-            "(evaluation.evaluator_epochs, now %s; %d training series make %d steps per epoch)",
-            data.name, accuracy, chance, recipe["epochs"], n_train,
+            "(evaluation.evaluator_epochs or evaluator_steps, now %s; %d training series make %d steps "
+            "per epoch)",
+            data.name, accuracy, chance, budget(recipe["epochs"], recipe.get("steps")), n_train,
             steps_per_epoch(n_train, int(recipe["batch_size"])),
         )
 
@@ -194,9 +196,9 @@ def _train_and_store(
 ) -> None:
     recipe = evaluator_recipe(cfg, seed, precision)
     log.info(
-        "training the FCN evaluator of %s (%d epochs, %d series) into %s",
+        "training the FCN evaluator of %s (%s, %d series) into %s",
         data.name,
-        recipe["epochs"],
+        budget(recipe["epochs"], recipe["steps"]),
         data.X_train.shape[0],
         entry,
     )
@@ -205,7 +207,7 @@ def _train_and_store(
         data.X_train,
         data.y_train,
         n_classes=data.n_classes,
-        epochs=recipe["epochs"],
+        epochs=int(cfg.evaluator_epochs),
         steps=recipe["steps"],
         lr=recipe["lr"],
         weight_decay=recipe["weight_decay"],

@@ -135,6 +135,11 @@ def init_fcn(in_channels: int, n_classes: int, seed: int) -> FCN:
         return FCN(in_channels, n_classes)
 
 
+def budget(epochs: int | None, steps: int | None) -> str:
+    """A training budget for messages: ``"400 steps"`` when counted in steps, else ``"1000 epochs"``."""
+    return f"{steps} steps" if steps is not None else f"{epochs} epochs"
+
+
 def train_fcn(
     X: torch.Tensor,
     y: torch.Tensor,

@@ -47,7 +47,7 @@ from ncvqvae.data.prepare import load_prepared
 from ncvqvae.errors import ConfigError, DataError
 from ncvqvae.evaluation.cas import cas, cas_class_counts, cas_labels
 from ncvqvae.evaluation.evaluator import evaluator_key, evaluator_recipe, get_evaluator
-from ncvqvae.evaluation.fcn import FCNOutputs, fcn_outputs
+from ncvqvae.evaluation.fcn import FCNOutputs, budget, fcn_outputs
 from ncvqvae.evaluation.metrics import (
     bootstrap_ci,
     class_fid,
@@ -252,10 +252,10 @@ def _evaluate(
     if ecfg.cas:
         start = time.perf_counter()
         log.info(
-            "%s: CAS: training a fresh FCN on %d synthetic series for %d epochs",
+            "%s: CAS: training a fresh FCN on %d synthetic series for %s",
             root,
             len(labels),
-            cas_epochs,
+            budget(cas_epochs, ecfg.cas_steps),
         )
         result = cas(
             cond,

@@ -109,6 +109,7 @@ def augmentation_utility(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    precision: str = "auto",
 ) -> UtilityResult:
     """Score three FCNs on the real test split: real, real + simple augmentation, real + synthetic.
 
@@ -121,6 +122,7 @@ def augmentation_utility(
         seed: seed of every FCN (initialisation, batch order) and of the augmentation draws.
         device: where to train.
         progress: progress bars over epochs.
+        precision: "auto", "fp32" or "bf16" for every FCN (:mod:`ncvqvae.precision`).
 
     Returns:
         :class:`UtilityResult`.
@@ -153,8 +155,10 @@ def augmentation_utility(
             seed=seed,
             device=device,
             progress=progress,
+            precision=precision,
         )
-        accuracy[name] = fcn_outputs(model, X_test, batch_size=max(batch_size, 512)).accuracy(y_test)
+        scores = fcn_outputs(model, X_test, batch_size=max(batch_size, 512), precision=precision)
+        accuracy[name] = scores.accuracy(y_test)
     return UtilityResult(
         real=accuracy["real"],
         real_augmented=accuracy["real_augmented"],
