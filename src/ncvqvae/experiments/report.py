@@ -484,16 +484,12 @@ def plot_metric_bars(
     df: pd.DataFrame, metrics: Sequence[str], path: str | Path, *, log_scale: bool = False, title: str = ""
 ) -> Path:
     """Grouped bars: a panel per metric, datasets along x, a bar per variant (mean ± std over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a Figure of its own: no pyplot, no global backend switch
 
     variants = _variants_in(df)
     datasets = list(dict.fromkeys(df["dataset"]))
-    fig, axes = plt.subplots(
-        1, len(metrics), figsize=(max(5.0, 1.3 * len(datasets) * len(metrics) + 2), 3.8), squeeze=False
-    )
+    fig = Figure(figsize=(max(5.0, 1.3 * len(datasets) * len(metrics) + 2), 3.8))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     width = 0.8 / max(1, len(variants))
     for ax, metric in zip(axes[0], metrics, strict=True):
         stats = df.groupby(["dataset", "variant"])[metric].agg(["mean", "std"])
@@ -523,12 +519,12 @@ def plot_metric_bars(
 
 
 def _save_figure(fig: Any, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    FigureCanvasAgg(fig)  # a canvas for this figure only (no pyplot state to close)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
     return path
 
 
