@@ -49,6 +49,7 @@ def main(args: argparse.Namespace) -> int:
     from ncvqvae.data.prepare import load_prepared
     from ncvqvae.evaluation.evaluator import evaluator_info, get_evaluator
     from ncvqvae.evaluation.pipeline import EVALUATOR_SEED
+    from ncvqvae.precision import resolved
     from ncvqvae.training import pick_device
 
     cfg = config_from_args(
@@ -62,12 +63,15 @@ def main(args: argparse.Namespace) -> int:
         },
     )
     data = load_prepared(cfg.data, seed=cfg.seed)
+    device = pick_device(cfg.device)
     if args.action == "train":
         _, info = get_evaluator(
-            data, cfg.evaluation, device=pick_device(cfg.device), seed=EVALUATOR_SEED, progress=cfg.progress
+            data, cfg.evaluation, device=device, seed=EVALUATOR_SEED, progress=cfg.progress,
+            precision=cfg.precision,
         )
     else:
-        info = evaluator_info(data, cfg.evaluation, seed=EVALUATOR_SEED)
+        arithmetic = resolved(cfg.precision, device)
+        info = evaluator_info(data, cfg.evaluation, seed=EVALUATOR_SEED, precision=arithmetic)
     print_info(info, data.name, trained=None if args.action == "info" else not info["cached"])
     return 0
 

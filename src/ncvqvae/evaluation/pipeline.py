@@ -98,6 +98,7 @@ def prepare_evaluator(cfg: RunConfig, *, device: str | torch.device | None = Non
         device=pick_device(str(device or cfg.device)),
         seed=EVALUATOR_SEED,
         progress=cfg.progress,
+        precision=cfg.precision,
     )
     return info
 
