@@ -33,7 +33,7 @@ from ncvqvae.data.stats import check_same_data, data_stats
 from ncvqvae.errors import CheckpointError, DataError
 from ncvqvae.evaluation.stage1_metrics import evaluate_stage1, headline, stage1_record
 from ncvqvae.models.tokenizer import VQVAE, build_tokenizer
-from ncvqvae.precision import autocast_dtype
+from ncvqvae.precision import autocast, resolved
 from ncvqvae.rundir import RunDir, update_results
 from ncvqvae.training import (
     MetricsLog,
@@ -116,7 +116,7 @@ def train_stage1(
 
     # --- resume or start over ---------------------------------------------------------------------
     device = pick_device(cfg.device)  # a bad device name fails here, before anything is written
-    amp = autocast_dtype(cfg.precision, device)  # bf16 convolutions and projector, fp32 weights/losses
+    arithmetic = resolved(cfg.precision, device)  # bf16: convolutions and projector; fp32 weights, losses
     checkpoint: dict[str, Any] | None = None
     if last_path.is_file():
         if resume:
@@ -162,7 +162,7 @@ def train_stage1(
             log.info("resuming stage 1 of %s at step %d of %d", run.root, step, total_steps)
         else:
             log.info("training stage 1 of %s: %d steps on %s (%s)", run.root, total_steps, device,
-                     "bf16 autocast" if amp is not None else "fp32")
+                     arithmetic)
 
         def save_last() -> None:
             sums = steplog.epoch_sums
@@ -188,7 +188,7 @@ def train_stage1(
                 x_aug = augment(x, aug_generator) if augment is not None else None
 
                 lr = optimizer.param_groups[0]["lr"]
-                with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                with autocast(cfg.precision, device):
                     out = model(x, x_aug)
                 # One device sync per step: every term as a Python float, for the guard and the logs.
                 stacked = torch.stack([out.loss, *out.terms.values()]).detach().float().tolist()
@@ -220,7 +220,7 @@ def train_stage1(
             metrics.close()
 
     record = stage1_record(results, checkpoint=final_path, run_root=run.root, step=step)
-    record["precision"] = "fp32" if amp is None else "bf16"  # the training's arithmetic (stage 2 in its log)
+    record["precision"] = arithmetic  # the training's arithmetic (stage 2 records it in its checkpoints)
     update_results(run.root, STAGE, record)
     os.replace(last_path, final_path)
     log.info("stage 1 finished: %s", final_path)

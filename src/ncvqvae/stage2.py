@@ -44,7 +44,7 @@ from ncvqvae.home import atomic_write_json
 from ncvqvae.maskgit import MASKING_CONVENTIONS, draw_mask, masked_token_loss, sample_categorical
 from ncvqvae.models.prior import PRIOR_VARIANTS, BidirectionalTransformer
 from ncvqvae.models.tokenizer import VQVAE
-from ncvqvae.precision import autocast_dtype
+from ncvqvae.precision import autocast, resolved
 from ncvqvae.rundir import STAGE2_SOURCE_FILE, RunDir, recorded_checkpoint
 from ncvqvae.stage1 import load_stage1_checkpoint, resolve_stage1_checkpoint, tokenizer_from_checkpoint
 from ncvqvae.training import (
@@ -191,8 +191,7 @@ def train_stage2(
     plan = plan_steps(n_train, s2.batch_size, s2.epochs, s2.max_steps, s2.steps)
     n_steps_epoch, total_steps = plan.steps_per_epoch, plan.total_steps
 
-    amp = autocast_dtype(cfg.precision, device)  # bf16 matmuls, fp32 master weights
-    precision = "bf16 autocast" if amp is not None else "fp32"
+    precision = resolved(cfg.precision, device)  # bf16: matmuls; fp32 master weights and loss
 
     # The loop owns the global RNG (model init, dropout) while it runs; fork_rng gives the caller's
     # state back afterwards.
@@ -247,7 +246,7 @@ def train_stage2(
                 masked = draw_mask(batch, codes.n_tokens, convention=s2.masking, generator=generator)
 
                 lr = optimizer.param_groups[0]["lr"]
-                with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                with autocast(cfg.precision, device):
                     logits = prior(tokens, classes, masked.mask)  # (B, N, K)
                     loss, accuracy = masked_token_loss(logits, tokens, masked.loss_mask)
                 values = {"loss": float(loss.detach()), "accuracy": float(accuracy)}
