@@ -271,3 +271,22 @@ def test_budget_in_steps_and_warmup() -> None:
         scheduler.step()
     assert lrs[:6] == pytest.approx([0.25, 0.4375, 0.625, 0.8125, 1.0, (1 + math.cos(math.pi / 6)) / 2])
     assert lrs[-1] < 0.1 and all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))
+
+
+def test_results_json_has_one_reader_and_one_error_policy(tmp_path: Path) -> None:
+    """Issue 16: the report, the evaluation and the CLI read results.json through rundir.read_results."""
+    from ncvqvae.errors import DataError
+    from ncvqvae.evaluation import pipeline
+    from ncvqvae.experiments import report
+    from ncvqvae.rundir import read_results, update_results
+
+    assert read_results(tmp_path) == {}
+    assert report.read_results is read_results and pipeline.read_results is read_results
+    update_results(tmp_path, "stage1", {"recon": 0.5})
+    assert read_results(tmp_path) == {"stage1": {"recon": 0.5}}
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(DataError, match="results.json: not valid JSON"):
+        read_results(tmp_path)
+    with pytest.raises(DataError, match="not valid JSON"):  # never overwritten silently
+        update_results(tmp_path, "generation", {})
+    assert (tmp_path / "results.json").read_text() == "{not json"

@@ -191,6 +191,21 @@ class RunDir:
         return False
 
 
+def read_results(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A run's ``results.json`` (``{}`` when it has none yet): the one reader, with one error policy.
+
+    Raises:
+        DataError: the file is not valid JSON (named; it is never overwritten silently).
+    """
+    path = Path(run_dir) / RESULTS_NAME
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err}); move it away to rewrite it") from err
+
+
 def update_results(run_dir: str | os.PathLike[str], key: str, value: dict[str, Any]) -> dict[str, Any]:
     """Set ``results.json[key] = value`` in a run directory, leaving every other key as it was.
 
@@ -201,12 +216,7 @@ def update_results(run_dir: str | os.PathLike[str], key: str, value: dict[str, A
     """
     path = Path(run_dir) / RESULTS_NAME
     with file_lock(path):
-        results: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                results = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}: not valid JSON ({err}); move it away to rewrite it") from err
+        results = read_results(run_dir)
         results[key] = value
         atomic_write_json(path, results)
     return results

@@ -12,13 +12,12 @@ for a finished one.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import Any
 
 from ncvqvae.cli.common import add_config_options, add_data_dir_option, config_from_args
 from ncvqvae.config import RunConfig
 from ncvqvae.errors import CheckpointError
+from ncvqvae.rundir import read_results
 from ncvqvae.training import RunDir
 
 # The numbers printed after training (and by `ncvqvae evaluate stage1`), in this order.
@@ -95,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
 
 def print_summary(run_dir: str | Path) -> None:
     """Print the run's stage-1 results (from results.json), computing them if they are missing."""
-    results = _read_results(Path(run_dir))
+    results = read_results(run_dir)
     if "stage1" not in results:
         from ncvqvae.evaluation.stage1 import evaluate_stage1_run
 
@@ -114,11 +113,4 @@ def print_summary(run_dir: str | Path) -> None:
         print(f"  {stage1['probes']['note']}")
 
 
-def _read_results(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "results.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return {}
+

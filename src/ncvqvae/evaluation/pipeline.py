@@ -64,7 +64,7 @@ from ncvqvae.evaluation.stage1_metrics import extract_features
 from ncvqvae.evaluation.utility import augmentation_utility
 from ncvqvae.models.stft import istft, stft
 from ncvqvae.precision import resolved
-from ncvqvae.rundir import EVALUATION_DIR, RESULTS_NAME, RunDir, update_results
+from ncvqvae.rundir import EVALUATION_DIR, RunDir, read_results, update_results
 from ncvqvae.sampling import sample
 from ncvqvae.stage2 import GenerativeModel, load_generator, resolve_stage2_checkpoint
 from ncvqvae.training import derive_seed, file_sha256, make_generator, pick_device, read_metrics
@@ -138,7 +138,7 @@ def evaluate_run(
     data = load_prepared(run_cfg.data, seed=run_cfg.seed)
     _check_data(data, run.root)
 
-    results = _read_results(run.root)
+    results = read_results(run.root)
     if "stage1" not in results:
         log.info("%s: stage-1 numbers missing; evaluating the tokenizer", run.root)
         evaluate_stage1_run(run.root, device=device, data=data)
@@ -147,7 +147,7 @@ def evaluate_run(
     model = load_generator(run.root, device=device)
     settings = _settings(ecfg, run_cfg, data, checkpoint, model)
     digest = _hash(settings)
-    stored = _read_results(run.root).get(RESULTS_KEY)
+    stored = read_results(run.root).get(RESULTS_KEY)
     if stored is not None and stored.get("settings_hash") == digest:
         log.info("%s: generation metrics with these settings exist; reusing them", run.root)
         generation, sets = stored, None
@@ -157,7 +157,7 @@ def evaluate_run(
         update_results(run.root, RESULTS_KEY, generation)
     if draw:
         _draw_figures(run, run_cfg, ecfg, data, model, sets, device)
-    return _read_results(run.root)
+    return read_results(run.root)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -701,16 +701,6 @@ def _hash(settings: dict[str, Any]) -> str:
     # The checkpoint's path may move with the run directory; its bytes decide.
     stable = {k: v for k, v in settings.items() if k != "stage2_checkpoint"}
     return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _read_results(root: Path) -> dict[str, Any]:
-    path = root / RESULTS_NAME
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err}); move it away to rewrite it") from err
 
 
 def _check_data(data: PreparedData, root: Path) -> None:

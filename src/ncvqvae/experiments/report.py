@@ -39,8 +39,8 @@ from ncvqvae.rundir import (
     EVALUATION_DIR,
     FAILED_NAME,
     REPORT_NAME,
-    RESULTS_NAME,
     RunDir,
+    read_results,
     read_timings,
     run_status,
 )
@@ -115,17 +115,6 @@ def flatten(node: Any, prefix: str = "") -> dict[str, float]:
     elif isinstance(node, int | float) and not isinstance(node, bool):
         out[prefix.rstrip(".")] = float(node)
     return out
-
-
-def read_results(run_dir: str | Path) -> dict[str, Any]:
-    """The run's ``results.json`` (empty when it has none yet)."""
-    path = Path(run_dir) / RESULTS_NAME
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise NcvqvaeError(f"{path}: not valid JSON ({err})") from err
 
 
 def run_row(run_dir: str | Path) -> dict[str, Any]:
