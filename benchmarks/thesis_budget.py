@@ -42,6 +42,7 @@ KEPT_FILES = (
     "results.json",
     "config.yaml",
     "timings.json",
+    "machine.json",
     "DONE.json",
     "report.md",
     "stage1/metrics.jsonl",
@@ -84,7 +85,9 @@ def commit(paths: list[Path], message: str) -> None:
     for attempt in range(20):
         add = subprocess.run(["git", "add", "--", *rel], cwd=ROOT, capture_output=True, text=True)
         done = add.returncode == 0 and (
-            subprocess.run(["git", "commit", "-q", "-m", message, "--", *rel], cwd=ROOT, capture_output=True, text=True).returncode
+            subprocess.run(
+                ["git", "commit", "-q", "-m", message, "--", *rel], cwd=ROOT, capture_output=True, text=True
+            ).returncode
             == 0
         )
         if done:

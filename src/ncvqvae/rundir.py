@@ -40,6 +40,7 @@ RESULTS_NAME = "results.json"
 DONE_NAME = "DONE.json"  # written last, atomically: the run (sweep cell) is finished
 FAILED_NAME = "FAILED.json"  # a sweep cell raised: error and traceback
 TIMINGS_NAME = "timings.json"  # wall-clock seconds per step, summed over the attempts that did work
+MACHINE_NAME = "machine.json"  # per step: the device, processor and threads its last attempt ran on
 REPORT_NAME = "report.md"
 EVALUATION_DIR = "evaluation"  # the evaluation's figures
 #: timings.json key suffix: when the running attempt of a step began (epoch seconds)
@@ -171,15 +172,22 @@ class RunDir:
         cfg = from_dict(RunConfig, yaml.safe_load(self.config_path.read_text()), source=str(self.config_path))
         renamed = LEGACY_NAMES.get(cfg.data.dataset)
         if renamed is not None and not Path(cfg.data.dataset).exists() and self._predates_generator_prefix():
-            log.debug("%s: dataset %r is the generator %r (a run made before the gen- prefix)",
-                      self.root, cfg.data.dataset, renamed)
+            log.debug(
+                "%s: dataset %r is the generator %r (a run made before the gen- prefix)",
+                self.root,
+                cfg.data.dataset,
+                renamed,
+            )
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=renamed))
         return cfg
 
     def _predates_generator_prefix(self) -> bool:
         """Whether the run's first checkpoint found records data stats without ``source`` (older code)."""
-        candidates = [self.root / stage / "checkpoints" / f"{name}.pt"
-                      for stage in ("stage1", "stage2") for name in ("final", "last")]
+        candidates = [
+            self.root / stage / "checkpoints" / f"{name}.pt"
+            for stage in ("stage1", "stage2")
+            for name in ("final", "last")
+        ]
         for path in candidates:
             if path.is_file():
                 try:  # mmap: only the small data_stats entry is read, not the weights
@@ -236,6 +244,21 @@ def read_raw_timings(run_dir: str | os.PathLike[str]) -> dict[str, float]:
 def read_timings(run_dir: str | os.PathLike[str]) -> dict[str, float]:
     """Seconds spent per step (``stage1``, ``stage2``, ``evaluation``), summed over attempts."""
     return {k: v for k, v in read_raw_timings(run_dir).items() if not k.endswith(TIMING_STARTED_SUFFIX)}
+
+
+def read_machine(run_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """``machine.json``: per step, what it ran on (empty when the run has no record or it is unreadable)."""
+    path = Path(run_dir) / MACHINE_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def record_machine(run_dir: str | os.PathLike[str], step: str, info: Mapping[str, Any]) -> None:
+    """Note in ``machine.json`` what ``step`` runs on (the last attempt's machine wins)."""
+    atomic_write_json(Path(run_dir) / MACHINE_NAME, {**read_machine(run_dir), step: dict(info)})
 
 
 def run_status(run_dir: str | os.PathLike[str]) -> str:

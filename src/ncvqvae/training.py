@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import platform
 import time
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -65,6 +66,32 @@ def pick_device(name: str = "auto") -> torch.device:
         available = torch.cuda.device_count() if torch.cuda.is_available() else 0
         raise ConfigError(f"device: {name!r} requested, but this machine has {available} CUDA device(s)")
     return device
+
+
+def processor_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device | str) -> dict[str, Any]:
+    """What a step ran on, for its timings: device, processor, cores, torch threads and version."""
+    device = torch.device(device)
+    info: dict[str, Any] = {
+        "device": str(device),
+        "processor": processor_name(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -162,8 +189,9 @@ def plan_steps(
     size; the schedule ends with the last step).
     """
     per_epoch = steps_per_epoch(n, batch_size)
-    planned, t_max = (epochs * per_epoch, epochs * (math.ceil(n / batch_size) + 1)) if steps is None else (
-        steps, steps)
+    planned, t_max = (
+        (epochs * per_epoch, epochs * (math.ceil(n / batch_size) + 1)) if steps is None else (steps, steps)
+    )
     total = planned if max_steps is None else min(planned, max_steps)
     return StepPlan(per_epoch, total, t_max)
 

@@ -14,6 +14,8 @@ import pytest
 
 from ncvqvae.config import RunConfig, replace
 from ncvqvae.experiments.pipeline import TIMINGS_NAME, _timed, read_timings, result_config
+from ncvqvae.rundir import read_machine
+from ncvqvae.training import machine_info
 
 
 def test_timings_add_up_over_attempts(tmp_path: Path) -> None:
@@ -55,3 +57,20 @@ def test_result_config_ignores_bookkeeping_fields_only() -> None:
     assert result_config(same) == result_config(cfg)
     assert result_config(replace(cfg, **{"evaluation.cas_epochs": 3})) != result_config(cfg)
     assert result_config(replace(cfg, seed=1)) != result_config(cfg)
+
+
+def test_each_step_that_works_records_its_machine(tmp_path: Path) -> None:
+    machine = machine_info("cpu")
+    with _timed(tmp_path, "stage1", machine=machine):
+        pass
+    with _timed(tmp_path, "stage2", skip=True, machine={**machine, "threads": 99}):  # no work: no record
+        pass
+    recorded = read_machine(tmp_path)
+    assert set(recorded) == {"stage1"}
+    assert recorded["stage1"]["device"] == "cpu" and recorded["stage1"]["threads"] >= 1
+    assert recorded["stage1"]["processor"]  # a model name, never empty
+
+
+def test_an_unreadable_machine_record_reads_as_none(tmp_path: Path) -> None:
+    (tmp_path / "machine.json").write_text("{not json")
+    assert read_machine(tmp_path) == {}

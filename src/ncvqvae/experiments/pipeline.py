@@ -32,12 +32,15 @@ from ncvqvae.rundir import (
     TIMING_STARTED_SUFFIX,
     TIMINGS_NAME,
     RunDir,
+    read_machine,
     read_raw_timings,
     read_timings,
+    record_machine,
 )
 from ncvqvae.stage1 import train_stage1
 from ncvqvae.stage2 import is_finished as stage2_finished
 from ncvqvae.stage2 import train_stage2
+from ncvqvae.training import machine_info, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +78,17 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
         stage2_done = stage2_finished(cfg, run.root)
         if not (run.is_finished("stage1") and stage2_done):
             data = load_prepared(cfg.data, seed=cfg.seed)  # one load serves both stages
-        with _timed(run.root, "stage1", skip=run.is_finished("stage1")):
+        machine = machine_info(pick_device(cfg.device))
+        with _timed(run.root, "stage1", skip=run.is_finished("stage1"), machine=machine):
             log.info("stage 1: training the tokenizer (%s) in %s", cfg.stage1.method, run.root)
             train_stage1(cfg, run.root, data=data, resume=True)
         tracker.replay_stage(run.root, "stage1")
-        with _timed(run.root, "stage2", skip=stage2_done):
+        with _timed(run.root, "stage2", skip=stage2_done, machine=machine):
             log.info("stage 2: training the prior")
             train_stage2(cfg, run.root, data=data, resume=True)
         tracker.replay_stage(run.root, "stage2")
         run.write_config(cfg)  # the stages accepted cfg; record the evaluation settings it holds too
-        with _timed(run.root, "evaluation"):
+        with _timed(run.root, "evaluation", machine=machine):
             log.info("evaluating (reconstruction, probes, FID, IS, CAS)")
             evaluate_run(run.root, cfg=cfg, device=cfg.device, progress=progress)
         report_path = write_run_report(run.root)
@@ -99,6 +103,7 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
             "config": result_config(cfg),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "timings": read_timings(run.root),
+            "machine": read_machine(run.root),
         },
     )
     return summary
@@ -127,7 +132,9 @@ _KEPT_WORK = {
 
 
 @contextlib.contextmanager
-def _timed(run_dir: Path, step: str, *, skip: bool = False) -> Iterator[None]:
+def _timed(
+    run_dir: Path, step: str, *, skip: bool = False, machine: dict[str, Any] | None = None
+) -> Iterator[None]:
     """Add the wall time of ``step`` to ``timings.json``, also across kills.
 
     The start of each attempt is recorded first. When an attempt was killed, the next one adds the time
@@ -146,6 +153,8 @@ def _timed(run_dir: Path, step: str, *, skip: bool = False) -> Iterator[None]:
         yield
         return
     start = time.time()
+    if machine is not None:
+        record_machine(run_dir, step, machine)
     atomic_write_json(run_dir / TIMINGS_NAME, {**timings, step + _STARTED: start})
     yield
     timings[step] = round(timings.get(step, 0.0) + time.time() - start, 3)
