@@ -336,15 +336,20 @@ class TrainingTokens:
         return sample_categorical(self.logits[index], generator=generator)
 
 
+def prior_variant(variant: str, *, nc: bool) -> str:
+    """The prior a ``stage2.variant`` gives a tokenizer: ``thesis`` is ``codebook`` for NC, else ``token``."""
+    if variant == "thesis":
+        return "codebook" if nc else "token"
+    return variant
+
+
 def build_prior(s2: Stage2Config, tokenizer: VQVAE, *, n_classes: int) -> BidirectionalTransformer:
     """The prior network for ``tokenizer``'s token grid, initialised from its codebook.
 
     ``s2.variant == "thesis"`` picks the reference pairing: ``token`` for a baseline tokenizer,
     ``codebook`` for an NC one.
     """
-    variant = s2.variant
-    if variant == "thesis":
-        variant = "codebook" if tokenizer.is_nc else "token"
+    variant = prior_variant(s2.variant, nc=tokenizer.is_nc)
     codebook = tokenizer.codebook.detach().float().cpu()  # (K, D)
     return BidirectionalTransformer(
         n_tokens=int(tokenizer.n_tokens),

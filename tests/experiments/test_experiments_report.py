@@ -22,7 +22,12 @@ from ncvqvae.experiments.report import (
     _budget_text,
     collect,
     flatten,
+    machine_text,
+    prior_views,
+    report_blocks,
     thesis_table,
+    to_markdown,
+    tokenizer_rows,
     write_report,
     write_run_report,
 )
@@ -259,3 +264,60 @@ def test_an_old_run_of_the_twopatterns_generator_still_loads_and_reports(tmp_pat
     df = collect(tmp_path / "runs").set_index("run_dir")
     assert df.loc[str(old.root), "dataset"] == "gen-twopatterns"
     assert df.loc[str(new.root), "dataset"] == "TwoPatterns"
+
+
+def _prior_run(root: Path, method: str, prior: str, fid: float, recon: float) -> None:
+    run = RunDir(root)
+    run.write_config(
+        replace(RunConfig(), **{"data.dataset": "ECG5000", "stage1.method": method, "stage2.variant": prior})
+    )
+    (run.root / "stage2").mkdir(parents=True)
+    results = _results(recon, 0)
+    results["generation"]["fid"] = fid
+    atomic_write_json(run.results_path, results)
+    atomic_write_json(run.root / DONE_NAME, {"summary": {}})
+
+
+def test_two_priors_give_per_prior_tables_the_thesis_pairing_and_count_each_tokenizer_once(
+    tmp_path: Path,
+) -> None:
+    """Issue 14: one stage 1 under the token and the full-embedding prior. FID: the baseline wins under the
+    token prior (3 < 4), NC under the full-embedding prior (1 < 2); the thesis' pairing (token baseline 3,
+    full-embedding NC 1) credits NC. The stage-1 tables count each tokenizer once (no std of duplicates)."""
+    _prior_run(tmp_path / "token" / "base", "baseline", "token", fid=3.0, recon=0.05)
+    _prior_run(tmp_path / "token" / "nc", "vibcreg", "token", fid=4.0, recon=0.06)
+    _prior_run(tmp_path / "codebook" / "base", "baseline", "codebook", fid=2.0, recon=0.05)
+    _prior_run(tmp_path / "codebook" / "nc", "vibcreg", "thesis", fid=1.0, recon=0.06)  # thesis → codebook
+    df = collect(tmp_path)
+    assert sorted(df["prior"]) == ["codebook", "codebook", "token", "token"]
+    views = dict(prior_views(df))
+    assert len(views) == 3
+    pairing = next(runs for label, runs in views.items() if "pairing" in label)
+    assert sorted(pairing["fid"]) == [1.0, 3.0]
+    best = {
+        label: thesis_table(runs, THESIS_TABLES[6]).set_index("variant")["best"].to_dict()
+        for label, runs in views.items()
+    }
+    token, codebook = (next(b for label, b in best.items() if label.startswith(p)) for p in ("token", "full"))
+    assert token == {"baseline": True, "vibcreg_warp": False}
+    assert codebook == {"baseline": False, "vibcreg_warp": True}
+    recon = thesis_table(tokenizer_rows(df), THESIS_TABLES[0])
+    assert list(recon["n"]) == [1, 1]
+    text = to_markdown(report_blocks(df, [], "t"))
+    assert "Table 6a — FID, mean over seeds — token prior for every variant" in text
+    assert "the thesis' pairing" in text and text.count("Table 1 — ") == 1
+    assert "## Runs" in text
+
+
+def test_one_prior_keeps_the_plain_tables(sweep_dir: Path) -> None:
+    df = collect(sweep_dir)
+    assert [label for label, _ in prior_views(df)] == [""]
+    assert "— token prior" not in to_markdown(report_blocks(df, [], "t"))
+
+
+def test_machine_text_names_each_machine_once() -> None:
+    step = {"device": "cpu", "processor": "AMD EPYC", "threads": 2}
+    assert machine_text({"stage1": step, "stage2": step}) == "AMD EPYC, 2 threads"
+    gpu = {"device": "cuda", "gpu": "NVIDIA H200", "threads": 16}
+    assert machine_text({"stage1": gpu, "evaluation": step}) == "NVIDIA H200, 16 threads; AMD EPYC, 2 threads"
+    assert machine_text({}) == ""

@@ -40,10 +40,12 @@ from ncvqvae.rundir import (
     FAILED_NAME,
     REPORT_NAME,
     RunDir,
+    read_machine,
     read_results,
     read_timings,
     run_status,
 )
+from ncvqvae.stage2 import prior_variant
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,11 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         "augmentation": "+".join(variant.augmentations) or "none",
         "seed": cfg.seed,
         "preset": cfg.preset or "",
+        # the prior the run trained ("thesis" resolved: token for the baseline, codebook for NC)
+        "prior": prior_variant(cfg.stage2.variant, nc=variant.method != "baseline") if has_stage2 else "",
+        # bf16 autocast or fp32 ("precision" is the k-NN manifold metric's column)
+        "arithmetic": str(results.get("stage1", {}).get("precision", "")),
+        "machine": machine_text(read_machine(run_dir)),
         "status": run_status(run_dir),
     }
     for column, (key, _label, _better) in {**HEADLINE, **EXTRA}.items():
@@ -163,6 +170,17 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         row["error"] = failure.get("error", "")
     row.update({k: v for k, v in metrics.items() if k not in row})
     return row
+
+
+def machine_text(machine: Mapping[str, Mapping[str, Any]]) -> str:
+    """What a run's steps ran on, in words ("AMD EPYC, 2 threads"); steps on one machine are named once."""
+    texts = []
+    for info in machine.values():
+        where = str(info.get("gpu") or info.get("processor") or info.get("device") or "?")
+        text = f"{where}, {info.get('threads', '?')} threads"
+        if text not in texts:
+            texts.append(text)
+    return "; ".join(texts)
 
 
 def run_summary(run_dir: str | Path) -> dict[str, Any]:
@@ -325,7 +343,7 @@ def _nc_beats(base: float | None, nc: Sequence[float | None], better: str) -> bo
     return min(values) < _shown(base) if better == "lower" else max(values) > _shown(base)
 
 
-def nc_wins(df: pd.DataFrame) -> pd.DataFrame:
+def nc_wins(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """On how many datasets an NC variant beats the baseline, per metric, here and in the thesis.
 
     A dataset counts when the best NC variant's mean over seeds is better than the baseline's (the reading
@@ -335,11 +353,14 @@ def nc_wins(df: pd.DataFrame) -> pd.DataFrame:
     Returns:
         One row per metric: ``metric``, ``datasets`` (compared here), ``ours`` (NC better here),
         ``thesis_same`` (NC better in the thesis on those datasets, of ``thesis_same_n`` it reports),
-        ``thesis_all`` of ``thesis_all_n``.
+        ``thesis_all`` of ``thesis_all_n``. ``metrics``: only these (default: all of
+        :data:`WIN_METRICS` that ``df`` has).
     """
     rows = []
     nc_variants = VARIANT_ORDER[1:]
     for metric, anchor_file, suffix in WIN_METRICS:
+        if metrics is not None and metric not in metrics:
+            continue
         if metric not in df.columns or not df[metric].notna().any():
             continue
         better = HEADLINE[metric][2]
@@ -650,6 +671,36 @@ def _budget_text(df: pd.DataFrame) -> str:
     )
 
 
+STAGE1_METRICS = ("recon", "knn", "svm")  # the tokenizer's metrics: one value per stage 1
+PRIOR_LABELS = {"token": "token prior", "codebook": "full-embedding prior"}
+
+
+def tokenizer_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per tokenizer: runs sharing dataset, variant and seed (one stage 1 under several priors)
+    count once in the stage-1 tables."""
+    return df.drop_duplicates(["dataset", "variant", "seed"]) if len(df) else df
+
+
+def prior_views(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The runs the generation tables are made of, per prior.
+
+    With one prior (or none) there is one view, labelled ``""``. With several, one view per prior (every
+    variant under the same prior, SPEC §4: "compare variants with the same prior") and, when both the token
+    and the full-embedding prior are there, the thesis' pairing (token for the baseline, full-embedding
+    for NC), which changes the tokenizer and the prior at once.
+    """
+    priors = [p for p in dict.fromkeys(df["prior"]) if p] if "prior" in df.columns and len(df) else []
+    if len(priors) <= 1:
+        return [("", df)]
+    priors.sort(key=lambda p: (list(PRIOR_LABELS).index(p) if p in PRIOR_LABELS else len(PRIOR_LABELS), p))
+    views = [(f"{PRIOR_LABELS.get(p, p + ' prior')} for every variant", df[df["prior"] == p]) for p in priors]
+    if {"token", "codebook"} <= set(priors):
+        baseline = df["method"] == "baseline"
+        pairing = df[(baseline & (df["prior"] == "token")) | (~baseline & (df["prior"] == "codebook"))]
+        views.append(("the thesis' pairing (token prior for the baseline, full-embedding for NC)", pairing))
+    return views
+
+
 def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: str) -> list[Block]:
     """The blocks of a sweep report: overview, budget, Tables 1–7, evaluator accuracy, failures, figures."""
     blocks: list[Block] = [("h1", title)]
@@ -673,16 +724,41 @@ def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: s
         )
     )
     variants = _variants_in(df) if len(df) else []
+    tokenizers, views = tokenizer_rows(df), prior_views(df)
+    if len(views) > 1:
+        blocks.append(
+            (
+                "p",
+                "Several priors: the stage-1 tables count each tokenizer once; the generation tables are "
+                "shown for each prior and for the thesis' pairing. " + _prior_counts(df),
+            )
+        )
     for spec in THESIS_TABLES:
-        long = thesis_table(df, spec)
-        if long.empty:
-            continue
-        blocks.append(("h2", spec.title))
-        header, rows = _table_block(long, variants)
-        blocks.append(("table", header, rows))
-    blocks.extend(_extra_blocks(df, variants))
-    wins = nc_wins(df) if len(df) else pd.DataFrame()
-    if len(wins):
+        for label, runs in [("", tokenizers)] if spec.metric in STAGE1_METRICS else views:
+            long = thesis_table(runs, spec)
+            if long.empty:
+                continue
+            blocks.append(("h2", f"{spec.title} — {label}" if label else spec.title))
+            header, rows = _table_block(long, variants)
+            blocks.append(("table", header, rows))
+    for label, runs in views:
+        blocks.extend(_extra_blocks(runs, variants, label))
+    win_rows = []
+    for label, runs in [("", tokenizers), *views]:
+        metrics = (
+            STAGE1_METRICS if runs is tokenizers else [m for m, *_ in WIN_METRICS if m not in STAGE1_METRICS]
+        )
+        wins = nc_wins(runs, metrics) if len(runs) else pd.DataFrame()
+        win_rows += [
+            [
+                HEADLINE[r.metric][1] + (f" ({label})" if label else ""),
+                f"{r.ours} of {r.datasets}",
+                f"{r.thesis_same} of {r.thesis_same_n}",
+                f"{r.thesis_all} of {r.thesis_all_n}",
+            ]
+            for r in wins.itertuples()
+        ]
+    if win_rows:
         blocks.append(("h2", "Datasets on which NC beats the baseline"))
         blocks.append(
             (
@@ -692,16 +768,8 @@ def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: s
                 "and on all the thesis reports.",
             )
         )
-        rows = [
-            [
-                HEADLINE[r.metric][1],
-                f"{r.ours} of {r.datasets}",
-                f"{r.thesis_same} of {r.thesis_same_n}",
-                f"{r.thesis_all} of {r.thesis_all_n}",
-            ]
-            for r in wins.itertuples()
-        ]
-        blocks.append(("table", ["metric", "here", "thesis, same datasets", "thesis, all datasets"], rows))
+        header = ["metric", "here", "thesis, same datasets", "thesis, all datasets"]
+        blocks.append(("table", header, win_rows))
     if "evaluator_accuracy" in df.columns and df["evaluator_accuracy"].notna().any():
         blocks.append(("h2", "Evaluator (supervised FCN) test accuracy"))
         ceilings = load_anchor("real_data_ceilings.csv")
@@ -726,10 +794,52 @@ def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: s
             for r in failed.itertuples()
         ]
         blocks.append(("table", ["dataset", "variant", "seed", "error"], rows))
+    blocks.extend(_runs_blocks(df))
     if figures:
         blocks.append(("h2", "Figures"))
         blocks.extend(("img", caption, rel) for caption, rel in figures)
     return blocks
+
+
+def _prior_counts(df: pd.DataFrame) -> str:
+    counts = df[df["prior"] != ""].groupby("prior").size()
+    return "Runs per prior: " + ", ".join(f"{PRIOR_LABELS.get(p, p)} {n}" for p, n in counts.items()) + "."
+
+
+def _minutes(seconds: Any) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "–"
+    return f"{seconds / 60:.1f}"
+
+
+def _runs_blocks(df: pd.DataFrame) -> list[Block]:
+    """Every run: its prior, status, machine, arithmetic, wall time per step and evaluator accuracy."""
+    if not len(df) or "machine" not in df.columns:
+        return []
+    rows = []
+    for r in df.itertuples():
+        rows.append(
+            [
+                str(r.dataset),
+                str(r.variant),
+                str(r.seed),
+                PRIOR_LABELS.get(r.prior, r.prior) or "–",
+                str(r.status),
+                r.machine or "–",
+                r.arithmetic or "–",
+                _minutes(r.stage1_s),
+                _minutes(r.stage2_s),
+                _minutes(r.evaluation_s),
+                _fmt(getattr(r, "evaluator_accuracy", math.nan)),
+            ]
+        )
+    header = ["dataset", "variant", "seed", "prior", "status", "machine", "arithmetic"]
+    header += ["stage 1 (min)", "stage 2 (min)", "evaluation (min)", "evaluator accuracy"]
+    text = (
+        "Wall time per step in minutes (a run whose stage 1 came from another run of the same tokenizer "
+        "shows none); the machine and arithmetic (bf16 autocast or fp32) each run's steps used."
+    )
+    return [("h2", "Runs"), ("p", text), ("table", header, rows)]
 
 
 EXTRA_TEXT = (
@@ -742,15 +852,19 @@ EXTRA_TEXT = (
 )
 
 
-def _extra_blocks(df: pd.DataFrame, variants: Sequence[str]) -> list[Block]:
-    """A mean-over-seeds table (dataset × variant) per metric of :data:`EXTRA` that the runs have."""
+def _extra_blocks(df: pd.DataFrame, variants: Sequence[str], view: str = "") -> list[Block]:
+    """A mean-over-seeds table (dataset × variant) per metric of :data:`EXTRA` that the runs have
+    (``view``: the prior they were made with, when there are several)."""
     blocks: list[Block] = []
     for column, (_key, label, _better) in EXTRA.items():
         long = thesis_table(df, TableSpec(label, column, "mean"))
         if long.empty:
             continue
         if not blocks:
-            blocks += [("h2", "Beyond the thesis"), ("p", EXTRA_TEXT)]
+            blocks += [
+                ("h2", f"Beyond the thesis — {view}" if view else "Beyond the thesis"),
+                ("p", EXTRA_TEXT),
+            ]
         blocks.append(("h3", f"{label}, mean over seeds"))
         blocks.append(("table", *_table_block(long, variants)))
     return blocks
