@@ -730,7 +730,8 @@ def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: s
             (
                 "p",
                 "Several priors: the stage-1 tables count each tokenizer once; the generation tables are "
-                "shown for each prior and for the thesis' pairing. " + _prior_counts(df),
+                "shown for each prior and for the thesis' pairing; the thesis' values in brackets were "
+                "measured with its pairing. " + _prior_counts(df),
             )
         )
     for spec in THESIS_TABLES:
