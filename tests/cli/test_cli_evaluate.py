@@ -92,3 +92,38 @@ def test_evaluator_info_then_train_then_info(capsys: Any) -> None:
     assert main(["evaluator", "info", *data]) == 0
     out = capsys.readouterr().out
     assert "cached          yes" in out and "1 epochs" in out
+
+
+def test_the_printed_generation_summary_has_kid_prdc_and_the_memorisation_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ncvqvae.cli.evaluate import print_generation
+
+    gen = {
+        "fid": 2.5,
+        "real_fid_train_test": 0.4,
+        "is_mean": 1.8,
+        "is_std": 0.05,
+        "real_is_mean": 2.0,
+        "cas": 0.8,
+        "cas_ceiling": 0.9,
+        "kid": 0.0123,
+        "kid_ci95": [0.01, 0.015],
+        "prdc": {"precision": 0.7, "recall": 0.5, "density": 0.9, "coverage": 0.4},
+        "memorisation": {"features": {"fraction": 0.6, "flagged": True}},
+    }
+    print_generation(gen)
+    out = capsys.readouterr().out
+    assert "KID             0.0123 [95% CI 0.01, 0.015]" in out
+    assert "precision 0.700, recall 0.500, density 0.900, coverage 0.400" in out
+    assert "0.600 of samples" in out and "FLAGGED" in out
+    print_generation({k: v for k, v in gen.items() if k not in ("kid", "prdc", "memorisation")})
+    assert "KID" not in capsys.readouterr().out  # a thesis-protocol run without the extras
+
+
+def test_the_run_summary_prints_kid_beside_fid() -> None:
+    from ncvqvae.cli.run import format_summary
+
+    text = format_summary({"dataset": "d", "variant": "v", "seed": 0, "fid": 2.0, "kid": 0.0312})
+    assert "KID" in text and "0.0312" in text
+    assert "–" in format_summary({"dataset": "d", "variant": "v", "seed": 0, "kid": None})

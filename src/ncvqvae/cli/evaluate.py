@@ -105,6 +105,16 @@ def print_generation(gen: dict[str, Any]) -> None:
     )
     if gen.get("cfid_mean") is not None:
         print(f"cFID (mean)     {gen['cfid_mean']:.4g}")
+    if gen.get("kid") is not None:
+        print(f"KID             {gen['kid']:.4g}{_ci(gen.get('kid_ci95'))}")
+    prdc = gen.get("prdc") or {}
+    if prdc:
+        names = ("precision", "recall", "density", "coverage")
+        print("PRDC            " + ", ".join(f"{n} {prdc[n]:.3f}" for n in names if n in prdc))
+    memo = (gen.get("memorisation") or {}).get("features")
+    if memo:
+        flag = "FLAGGED: the generator copies its training set" if memo.get("flagged") else "not flagged"
+        print(f"memorisation    {memo['fraction']:.3f} of samples nearer to train than 5% of test ({flag})")
     cas = gen.get("cas")
     print(
         f"CAS             {'skipped' if cas is None else f'{cas:.4f}'}  (ceiling = evaluator test accuracy "

@@ -93,14 +93,19 @@ def main(args: argparse.Namespace) -> int:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The short table printed at the end of a run: identity, headline metrics, timings."""
-    from ncvqvae.experiments.report import HEADLINE
+    from ncvqvae.experiments.report import EXTRA, HEADLINE
 
     lines = [
         f"{summary.get('dataset')} · {summary.get('variant')} · seed {summary.get('seed')} "
         f"· preset {summary.get('preset') or '-'}"
     ]
-    width = max(len(label) for _, label, _ in HEADLINE.values())
-    for column, (_key, label, better) in HEADLINE.items():
+    shown = {}  # the headline metrics with KID after FID (issue 17); the report has the rest
+    for column, spec in HEADLINE.items():
+        shown[column] = spec
+        if column == "fid":
+            shown["kid"] = EXTRA["kid"]
+    width = max(len(label) for _, label, _ in shown.values())
+    for column, (_key, label, better) in shown.items():
         value = summary.get(column)
         text = "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
         lines.append(f"  {label:<{width}}  {text:>9}  ({better} is better)")

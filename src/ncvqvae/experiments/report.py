@@ -192,6 +192,7 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
         "seed",
         "preset",
         *HEADLINE,
+        "kid",
         "stage1_s",
         "stage2_s",
         "evaluation_s",
