@@ -162,6 +162,9 @@ class EvaluationConfig:
     minirocket_kernels: int = 10000  # MiniRocket n_kernels (kernel seed 0, one feature space per dataset)
     utility: bool = False  # FCNs on real / real + jitter & window warp / real + synthetic, on real test
     utility_epochs: int | None = None  # None = cas_epochs, then evaluator_epochs
+    # the budget in optimiser steps instead of epochs (None: cas_steps when utility_epochs is None, else
+    # epochs); equal steps give the three FCNs equal training although their sets differ in size
+    utility_steps: int | None = None
     utility_ratio: float = 1.0  # synthetic (and augmented) series added per real train series
     # probes
     knn_k: int = 5

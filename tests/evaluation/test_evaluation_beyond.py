@@ -268,3 +268,27 @@ def test_augmentation_utility_trains_three_classifiers_deterministically() -> No
     assert values["gain_synthetic"] == pytest.approx(first.real_synthetic - first.real)
     with pytest.raises(DataError, match="shaped like"):
         augmentation_utility(X[:12], y[:12], X[12:], y[12:], X[:3, :, :16], y[:3], n_classes=2, epochs=1)
+
+
+def test_augmentation_utility_gives_every_classifier_the_same_step_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``steps`` the three FCNs train for equal optimiser steps, although real + synthetic holds twice
+    the series of real alone (at equal epochs it would get twice the steps)."""
+    from ncvqvae.evaluation import utility
+
+    seen: list[tuple[int, int | None]] = []
+    real_train = utility.train_fcn
+
+    def spy(X: torch.Tensor, y: torch.Tensor, **kwargs: object) -> torch.nn.Module:
+        seen.append((len(X), kwargs.get("steps")))
+        return real_train(X, y, **kwargs)
+
+    monkeypatch.setattr(utility, "train_fcn", spy)
+    y = torch.arange(16) % 2
+    X = torch.randn(16, 1, 32, generator=torch.Generator().manual_seed(4)) + y[:, None, None]
+    result = utility.augmentation_utility(
+        X[:8], y[:8], X[8:], y[8:], X[:8] + 0.1, y[:8], n_classes=2, epochs=5, batch_size=4, steps=3
+    )
+    assert seen == [(8, 3), (16, 3), (16, 3)]
+    assert result.as_dict()["steps"] == 3 and result.epochs == 5

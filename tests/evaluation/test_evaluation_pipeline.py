@@ -166,6 +166,11 @@ def test_augmentation_utility_and_switches_in_the_pipeline(run_dir: Path) -> Non
     gen = evaluate_run(run_dir, cfg=cfg, run_cas=False, figures=False, progress=False)["generation"]
     utility = gen["utility"]
     assert utility["n_real"] == 32 and utility["n_extra"] == 32 and utility["epochs"] == 1
+    assert utility["steps"] is None  # explicit epochs: an epoch budget
+    # no utility budget given: the CAS budget, in steps where the CAS has one
+    by_cas = replace(cfg, utility_epochs=None, cas_steps=2)
+    gen_steps = evaluate_run(run_dir, cfg=by_cas, run_cas=False, figures=False, progress=False)["generation"]
+    assert gen_steps["utility"]["steps"] == 2
     assert all(0.0 <= utility[k] <= 1.0 for k in ("real", "real_augmented", "real_synthetic"))
     assert gen["kid"] is None and gen["prdc"] is None and gen["memorisation"] is None
     assert "utility" in gen["seconds"] and "kid" not in gen["seconds"]

@@ -245,6 +245,7 @@ def _evaluate(
             timings=timings,
             sampler=lambda n, classes: _draw(model, n, classes, seed, "utility", ecfg.sample_batch_size),
             default_epochs=cas_epochs,
+            default_steps=ecfg.cas_steps,
             device=device,
             progress=progress,
             precision=precision,
@@ -334,6 +335,7 @@ def beyond_thesis(
     timings: dict[str, float],
     sampler: Any,
     default_epochs: int,
+    default_steps: int | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
     precision: str = "auto",
@@ -359,6 +361,8 @@ def beyond_thesis(
         timings: seconds per part, filled in place.
         sampler: ``sampler(n, classes) -> (n, C, L)`` class-conditional samples (utility only).
         default_epochs: utility epochs when ``utility_epochs`` is ``None`` (the CAS epochs).
+        default_steps: utility steps when neither ``utility_epochs`` nor ``utility_steps`` is set (the
+            CAS steps).
         device: where the utility FCNs train.
         progress: progress bars while they train.
 
@@ -452,7 +456,12 @@ def beyond_thesis(
         n_extra = max(1, round(ecfg.utility_ratio * n_train))
         labels = data.y_train.cpu()[torch.arange(n_extra) % n_train]  # the train labels, tiled
         epochs = ecfg.utility_epochs if ecfg.utility_epochs is not None else default_epochs
-        log.info("utility: 3 FCNs for %d epochs, %d synthetic / augmented series added", epochs, n_extra)
+        steps = ecfg.utility_steps
+        if steps is None and ecfg.utility_epochs is None:
+            steps = default_steps  # the CAS budget, in steps where the CAS has one
+        log.info(
+            "utility: 3 FCNs for %s, %d synthetic / augmented series added", budget(epochs, steps), n_extra
+        )
         result = augmentation_utility(
             data.X_train,
             data.y_train,
@@ -468,6 +477,7 @@ def beyond_thesis(
             seed=derive_seed(seed, "evaluation", "utility-fcn"),
             device=device,
             progress=progress,
+            steps=steps,
             precision=precision,
         )
         out["utility"] = result.as_dict()
@@ -488,6 +498,7 @@ def _check_extras(ecfg: EvaluationConfig) -> None:
         "memorisation_quantile": 0.0 < ecfg.memorisation_quantile < 1.0,
         "minirocket_kernels": ecfg.minirocket_kernels >= 84,
         "utility_epochs": ecfg.utility_epochs is None or ecfg.utility_epochs >= 1,
+        "utility_steps": ecfg.utility_steps is None or ecfg.utility_steps >= 1,
         "utility_ratio": ecfg.utility_ratio > 0,
     }
     bad = [name for name, ok in checks.items() if not ok]
@@ -495,7 +506,8 @@ def _check_extras(ecfg: EvaluationConfig) -> None:
         values = ", ".join(f"{name}={getattr(ecfg, name)!r}" for name in bad)
         raise ConfigError(
             f"evaluation: out of range: {values} (kid_subsets ≥ 1, kid_subset_size ≥ 2, prdc_k ≥ 1, "
-            "0 < memorisation_quantile < 1, minirocket_kernels ≥ 84, utility_epochs ≥ 1, utility_ratio > 0)"
+            "0 < memorisation_quantile < 1, minirocket_kernels ≥ 84, utility_epochs ≥ 1, utility_steps ≥ 1, "
+            "utility_ratio > 0)"
         )
 
 

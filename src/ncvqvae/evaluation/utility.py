@@ -43,6 +43,7 @@ class UtilityResult:
         real_synthetic: on real + generated series.
         n_real, n_extra: real train series; series added in each of the other two settings.
         epochs: training epochs of each FCN.
+        steps: the budget in optimiser steps instead, when one was given (``None``: epochs).
     """
 
     real: float
@@ -51,6 +52,7 @@ class UtilityResult:
     n_real: int
     n_extra: int
     epochs: int
+    steps: int | None = None
 
     @property
     def gain_synthetic(self) -> float:
@@ -62,7 +64,7 @@ class UtilityResult:
         """How much more synthetic series help than simple augmentation (real + syn − real + aug)."""
         return self.real_synthetic - self.real_augmented
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
         """The accuracies, the two gains and the sizes, JSON-able."""
         return {
             "real": self.real,
@@ -73,6 +75,7 @@ class UtilityResult:
             "n_real": self.n_real,
             "n_extra": self.n_extra,
             "epochs": self.epochs,
+            "steps": self.steps,
         }
 
 
@@ -110,6 +113,7 @@ def augmentation_utility(
     device: torch.device | str = "cpu",
     progress: bool = False,
     precision: str = "auto",
+    steps: int | None = None,
 ) -> UtilityResult:
     """Score three FCNs on the real test split: real, real + simple augmentation, real + synthetic.
 
@@ -123,6 +127,8 @@ def augmentation_utility(
         device: where to train.
         progress: progress bars over epochs.
         precision: "auto", "fp32" or "bf16" for every FCN (:mod:`ncvqvae.precision`).
+        steps: the budget of every FCN in optimiser steps instead of ``epochs`` (equal training for the
+            three sets, which differ in size).
 
     Returns:
         :class:`UtilityResult`.
@@ -156,6 +162,7 @@ def augmentation_utility(
             device=device,
             progress=progress,
             precision=precision,
+            steps=steps,
         )
         scores = fcn_outputs(model, X_test, batch_size=max(batch_size, 512), precision=precision)
         accuracy[name] = scores.accuracy(y_test)
@@ -166,4 +173,5 @@ def augmentation_utility(
         n_real=int(len(X_train)),
         n_extra=int(len(X_syn)),
         epochs=int(epochs),
+        steps=steps,
     )
