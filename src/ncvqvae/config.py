@@ -137,6 +137,10 @@ class EvaluationConfig:
     # supervised FCN evaluator (trained once per dataset and cached)
     evaluator_epochs: int = 1000
     evaluator_steps: int | None = None  # the budget in optimiser steps instead of epochs
+    # a stored evaluator (a folder with fcn.pt and info.json, as `ncvqvae evaluator export` writes) used
+    # instead of the cache, so that runs on other machines or sessions share one evaluator; it must have
+    # been trained on the same prepared data (checked by hash). None = the cache (train when missing).
+    evaluator_path: str | None = None
     evaluator_lr: float = 1e-3
     evaluator_weight_decay: float = 1e-5
     evaluator_batch_size: int = 256

@@ -94,6 +94,18 @@ def test_evaluator_info_then_train_then_info(capsys: Any) -> None:
     assert "cached          yes" in out and "1 epochs" in out
 
 
+def test_evaluator_export_then_use_it_by_path(capsys: Any, tmp_path: Path) -> None:
+    data = ["gen-twopatterns", "--set", "data.n_train=24", "--set", "data.n_test=16", "--epochs", "1"]
+    assert main(["evaluator", "train", *data, "--no-progress"]) == 0
+    out_dir = tmp_path / "evaluators" / "tp"
+    assert main(["evaluator", "export", *data, "--out", str(out_dir)]) == 0
+    assert f"evaluation.evaluator_path={out_dir}" in capsys.readouterr().out
+    pinned = ["--set", f"evaluation.evaluator_path={out_dir}", "--epochs", "5"]  # another recipe: same one
+    assert main(["evaluator", "info", *data, *pinned]) == 0
+    out = capsys.readouterr().out
+    assert "stored (evaluation.evaluator_path)" in out and str(out_dir) in out and "1 epochs" in out
+
+
 def test_the_printed_generation_summary_has_kid_prdc_and_the_memorisation_flag(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

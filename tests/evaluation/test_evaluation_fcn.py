@@ -184,3 +184,31 @@ def test_evaluator_needs_labels_and_a_test_split() -> None:
     data.y_train = None
     with pytest.raises(DataError, match="labelled"):
         get_evaluator(data, TINY)
+
+
+def test_an_exported_evaluator_is_used_instead_of_the_cache_and_checked_against_the_data(tmp_path) -> None:
+    """evaluation.evaluator_path: runs on another machine (another recipe, another arithmetic) share one
+    evaluator; one trained on other data is refused, naming the field and the folder."""
+    from dataclasses import replace
+
+    from ncvqvae.errors import ConfigError, NcvqvaeError
+    from ncvqvae.evaluation.evaluator import evaluator_identity, export_evaluator
+
+    data = _prepared("pinned")
+    model, info = get_evaluator(data, TINY)
+    with pytest.raises(NcvqvaeError, match="not cached"):
+        export_evaluator(evaluator_info(_prepared("never-trained"), TINY), tmp_path / "none")
+    out = export_evaluator(info, tmp_path / "evaluators" / "pinned")
+    assert sorted(p.name for p in out.iterdir()) == ["fcn.pt", "info.json"]
+    # another recipe would be another cache entry: with the path it is the exported evaluator
+    other = replace(TINY, evaluator_epochs=7, evaluator_path=str(out))
+    pinned, pinned_info = get_evaluator(data, other, precision="bf16")
+    assert pinned_info["pinned"] is True and pinned_info["key"] == info["key"]
+    assert all(torch.equal(v, pinned.state_dict()[k]) for k, v in model.state_dict().items())
+    assert evaluator_info(data, other)["key"] == info["key"]
+    assert evaluator_identity(data, other) == (info["key"], info["recipe"])
+    assert evaluator_identity(data, TINY)[0] == evaluator_key(data, TINY)
+    with pytest.raises(DataError, match="evaluation.evaluator_path: .* the prepared data differ"):
+        get_evaluator(_prepared("pinned", n=40), other)
+    with pytest.raises(ConfigError, match="evaluation.evaluator_path: .*expected a folder with fcn.pt"):
+        get_evaluator(data, replace(TINY, evaluator_path=str(tmp_path / "missing")))

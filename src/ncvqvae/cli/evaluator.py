@@ -1,14 +1,17 @@
-"""``ncvqvae evaluator train|info DATASET``: the cached FCN evaluator of a dataset.
+"""``ncvqvae evaluator train|info|export DATASET``: the cached FCN evaluator of a dataset.
 
 ``train`` trains the evaluator with the run config's recipe (``evaluation.evaluator_*``; ``--epochs``
 sets ``evaluation.evaluator_epochs``) unless the cache already holds it; ``info`` says whether it is
-cached, its key, path and accuracies, without training. Both compare the test accuracy with the
-published FCN accuracy on real data when the dataset is in the thesis' list.
+cached, its key, path and accuracies, without training; ``export --out DIR`` copies the cached one to
+``DIR``, which runs elsewhere use with ``--set evaluation.evaluator_path=DIR`` (one evaluator for runs on
+several machines). All three compare the test accuracy with the published FCN accuracy on real data when
+the dataset is in the thesis' list.
 
 Examples::
 
     ncvqvae evaluator train ECG5000
     ncvqvae evaluator info gen-twopatterns --set data.n_train=200 --epochs 50
+    ncvqvae evaluator export ECG5000 --preset thesis --out evaluators/ECG5000
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, help_text in (
         ("train", "train the evaluator (or load it from the cache) and report its accuracy"),
         ("info", "show whether the evaluator is cached, its key, path and accuracy (trains nothing)"),
+        ("export", "copy the cached evaluator to a folder, for evaluation.evaluator_path elsewhere"),
     ):
         action = actions.add_parser(name, help=help_text, description=help_text)
         action.add_argument(
@@ -40,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action.add_argument("--device", help="auto (cuda if present), cpu, cuda, ...")
         if name == "train":
             action.add_argument("--no-progress", action="store_true", help="no progress bar")
+        if name == "export":
+            action.add_argument("--out", required=True, help="the folder to write fcn.pt and info.json into")
         add_data_dir_option(action)
         add_config_options(action)
         action.set_defaults(func=main)
@@ -47,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ncvqvae.data.prepare import load_prepared
-    from ncvqvae.evaluation.evaluator import evaluator_info, get_evaluator
+    from ncvqvae.evaluation.evaluator import evaluator_info, export_evaluator, get_evaluator
     from ncvqvae.evaluation.pipeline import EVALUATOR_SEED
     from ncvqvae.precision import resolved
     from ncvqvae.training import pick_device
@@ -66,13 +72,21 @@ def main(args: argparse.Namespace) -> int:
     device = pick_device(cfg.device)
     if args.action == "train":
         _, info = get_evaluator(
-            data, cfg.evaluation, device=device, seed=EVALUATOR_SEED, progress=cfg.progress,
+            data,
+            cfg.evaluation,
+            device=device,
+            seed=EVALUATOR_SEED,
+            progress=cfg.progress,
             precision=cfg.precision,
         )
     else:
         arithmetic = resolved(cfg.precision, device)
         info = evaluator_info(data, cfg.evaluation, seed=EVALUATOR_SEED, precision=arithmetic)
-    print_info(info, data.name, trained=None if args.action == "info" else not info["cached"])
+    if args.action == "export":
+        out = export_evaluator(info, args.out)
+        print(f"exported        {out} (use it with --set evaluation.evaluator_path={out})")
+        info = {**info, "path": str(out)}
+    print_info(info, data.name, trained=not info["cached"] if args.action == "train" else None)
     return 0
 
 
@@ -85,7 +99,9 @@ def print_info(info: dict[str, Any], dataset: str, *, trained: bool | None = Non
 
     recipe = info["recipe"]
     print(f"dataset         {dataset}")
-    if trained is None:
+    if info.get("pinned"):
+        print("cached          stored (evaluation.evaluator_path)")
+    elif trained is None:
         print(f"cached          {'yes' if info['cached'] else 'no (`ncvqvae evaluator train` trains it)'}")
     else:
         print(f"cached          yes ({'trained now' if trained else 'found in the cache'})")

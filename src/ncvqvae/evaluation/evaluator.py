@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -31,9 +33,9 @@ import torch
 
 from ncvqvae.config import EvaluationConfig
 from ncvqvae.data.dataset import PreparedData
-from ncvqvae.errors import CheckpointError, DataError
+from ncvqvae.errors import CheckpointError, ConfigError, DataError, NcvqvaeError
 from ncvqvae.evaluation.fcn import FCN, budget, build_fcn, fcn_outputs, train_fcn
-from ncvqvae.home import atomic_write_json, cache_dir, file_lock
+from ncvqvae.home import atomic_path, atomic_write_json, cache_dir, file_lock
 from ncvqvae.precision import resolved
 from ncvqvae.training import load_checkpoint, save_checkpoint, steps_per_epoch
 
@@ -98,9 +100,13 @@ def evaluator_info(
     """What the cache knows about this evaluator, without training anything.
 
     Returns:
-        ``info.json``'s content plus ``"cached": True`` when the evaluator exists, else
-        ``{"cached": False, "key", "path", "recipe"}``.
+        ``info.json``'s content plus ``"cached": True`` when the evaluator exists (``"pinned": True``
+        for ``evaluation.evaluator_path``), else ``{"cached": False, "key", "path", "recipe"}``.
     """
+    if cfg.evaluator_path:
+        entry = _pinned_entry(cfg.evaluator_path)
+        info = json.loads((entry / "info.json").read_text(encoding="utf-8"))
+        return {**info, "path": str(entry), "cached": True, "pinned": True}
     entry = evaluator_dir(data, cfg, seed, precision)
     info_path = entry / "info.json"
     if (entry / "fcn.pt").is_file() and info_path.is_file():
@@ -145,6 +151,8 @@ def get_evaluator(
         CheckpointError: a corrupt cache entry (delete the folder named in the message).
     """
     _check_data(data)
+    if cfg.evaluator_path:
+        return pinned_evaluator(data, cfg.evaluator_path, device=device)
     arithmetic = resolved(precision, device)
     entry = evaluator_dir(data, cfg, seed, arithmetic)
     weights, info_path = entry / "fcn.pt", entry / "info.json"
@@ -160,6 +168,75 @@ def get_evaluator(
     model, info = _load(entry, device)
     _warn_if_near_chance(data, info)
     return model, {**info, "cached": cached}
+
+
+def pinned_evaluator(
+    data: PreparedData, path: str | os.PathLike[str], *, device: torch.device | str = "cpu"
+) -> tuple[FCN, dict[str, Any]]:
+    """The stored evaluator at ``path`` (``evaluation.evaluator_path``), checked against ``data``.
+
+    Raises:
+        ConfigError: ``path`` holds no stored evaluator.
+        DataError: it was trained on other data (another dataset, split or normalisation).
+    """
+    entry = _pinned_entry(path)
+    model, info = _load(entry, device)
+    if info.get("data_sha256") != data_sha256(data):
+        raise DataError(
+            f"evaluation.evaluator_path: {entry} holds the evaluator of {info.get('dataset')!r} "
+            f"({info.get('n_train')} train / {info.get('n_test')} test series, "
+            f"{info.get('normalization')} normalisation), not of this run's {data.name!r} "
+            f"({data.X_train.shape[0]} / {data.X_test.shape[0]}, {data.normalization}): the prepared data "
+            "differ"
+        )
+    _warn_if_near_chance(data, info)
+    return model, {**info, "path": str(entry), "cached": True, "pinned": True}
+
+
+def _pinned_entry(path: str | os.PathLike[str]) -> Path:
+    entry = Path(path).expanduser()
+    if not ((entry / "fcn.pt").is_file() and (entry / "info.json").is_file()):
+        raise ConfigError(
+            f"evaluation.evaluator_path: {entry}: expected a folder with fcn.pt and info.json (as "
+            "`ncvqvae evaluator export` writes)"
+        )
+    return entry
+
+
+def evaluator_identity(
+    data: PreparedData, cfg: EvaluationConfig, seed: int = 0, precision: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The key and recipe of the evaluator a run with ``cfg`` uses: the stored one's when
+    ``evaluator_path`` is set, else the cache's for this recipe."""
+    if cfg.evaluator_path:
+        entry = _pinned_entry(cfg.evaluator_path)
+        info = json.loads((entry / "info.json").read_text(encoding="utf-8"))
+        return str(info["key"]), dict(info["recipe"])
+    return evaluator_key(data, cfg, seed, precision), evaluator_recipe(cfg, seed, precision)
+
+
+def export_evaluator(info: dict[str, Any], out: str | os.PathLike[str]) -> Path:
+    """Copy a cached evaluator (``info`` from :func:`get_evaluator`/:func:`evaluator_info`) to ``out``.
+
+    Raises:
+        NcvqvaeError: it is not cached, or ``out`` holds another evaluator.
+    """
+    if not (Path(info["path"]) / "fcn.pt").is_file() or not (Path(info["path"]) / "info.json").is_file():
+        raise NcvqvaeError(
+            f"the evaluator of {info.get('dataset')} is not cached: `ncvqvae evaluator train` first"
+        )
+    src, dst = Path(info["path"]), Path(out).expanduser()
+    if (dst / "info.json").is_file():
+        existing = json.loads((dst / "info.json").read_text(encoding="utf-8"))
+        if existing.get("key") != info["key"]:
+            raise NcvqvaeError(
+                f"{dst} holds another evaluator (key {existing.get('key')}); choose another --out"
+            )
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("fcn.pt", "info.json"):  # weights first, info last (as the cache writes them)
+        with atomic_path(dst / name) as tmp:
+            shutil.copyfile(src / name, tmp)
+    return dst
 
 
 def chance_accuracy(y_test: torch.Tensor, n_classes: int) -> float:
@@ -179,7 +256,11 @@ def _warn_if_near_chance(data: PreparedData, info: dict[str, Any]) -> None:
             "FID, IS and CAS computed with it are meaningless; train it longer "
             "(evaluation.evaluator_epochs or evaluator_steps, now %s; %d training series make %d steps "
             "per epoch)",
-            data.name, accuracy, chance, budget(recipe["epochs"], recipe.get("steps")), n_train,
+            data.name,
+            accuracy,
+            chance,
+            budget(recipe["epochs"], recipe.get("steps")),
+            n_train,
             steps_per_epoch(n_train, int(recipe["batch_size"])),
         )
 

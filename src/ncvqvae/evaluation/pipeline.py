@@ -46,7 +46,7 @@ from ncvqvae.data.dataset import PreparedData
 from ncvqvae.data.prepare import load_prepared
 from ncvqvae.errors import ConfigError, DataError
 from ncvqvae.evaluation.cas import cas, cas_class_counts, cas_labels
-from ncvqvae.evaluation.evaluator import evaluator_key, evaluator_recipe, get_evaluator
+from ncvqvae.evaluation.evaluator import evaluator_identity, get_evaluator
 from ncvqvae.evaluation.fcn import FCNOutputs, budget, fcn_outputs
 from ncvqvae.evaluation.metrics import (
     bootstrap_ci,
@@ -680,6 +680,7 @@ def _settings(
     """Everything that determines the numbers (figures excluded): hashed to decide on reuse."""
     numbers = {k: v for k, v in to_dict(ecfg).items() if k not in ("figures", "sample_batch_size")}
     arithmetic = resolved(run_cfg.precision, model.device)  # "bf16" or "fp32", as computed
+    key, recipe = evaluator_identity(data, ecfg, EVALUATOR_SEED, arithmetic)  # the stored one's, if pinned
     return {
         "evaluation": numbers,
         "seed": int(run_cfg.seed),
@@ -696,8 +697,8 @@ def _settings(
             "evaluator": EVALUATOR_SEED,
         },
         "precision": arithmetic,
-        "evaluator_key": evaluator_key(data, ecfg, EVALUATOR_SEED, arithmetic),
-        "evaluator_recipe": evaluator_recipe(ecfg, EVALUATOR_SEED, arithmetic),
+        "evaluator_key": key,
+        "evaluator_recipe": recipe,
         "stage2_checkpoint": str(checkpoint),
         "stage2_checkpoint_sha256": file_sha256(checkpoint),
         "decoding": {
