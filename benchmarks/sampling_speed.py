@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from ncvqvae.config import RunConfig, Stage1Config, Stage2Config, replace
+from ncvqvae.config import Decoding, RunConfig, Stage1Config, Stage2Config, replace
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.maskgit import draw_mask, masked_token_loss
 from ncvqvae.models.tokenizer import build_tokenizer
@@ -130,7 +130,7 @@ def bench_reference_like(name: str, tokenizer, steps: int, n: int, batch_size: i
     model = GenerativeModel(tokenizer=tokenizer, prior=prior.eval(), data_stats=stats, precision="fp32")
     classes = torch.arange(n) % k
     # a guidance a hair above 1 takes the batched two-pass path, the reference's cost at guidance 1
-    wall, cpu = timed(lambda: sample(model, n, classes=classes, guidance=1.0 + 1e-6,
+    wall, cpu = timed(lambda: sample(model, n, classes=classes, decoding=Decoding(guidance=1.0 + 1e-6),
                                      generator=make_generator(0), batch_size=batch_size))
     out.update(sample_cond_g1_series_per_s=n / wall, sample_cond_g1_series_per_cpu_s=n / cpu)
     wall, cpu = timed(lambda: sample(model, n, generator=make_generator(0), batch_size=batch_size))
@@ -147,7 +147,8 @@ def bench_sampling(model: GenerativeModel, n: int, batch_size: int) -> dict:
         gen = make_generator(0, model.device)
 
         def draw(m: int, cls=cls, guidance=guidance, gen=gen) -> None:
-            x, _ = sample(model, m, classes=None if cls is None else cls[:m], guidance=guidance, steps=10,
+            decoding = Decoding(steps=10, guidance=guidance)
+            x, _ = sample(model, m, classes=None if cls is None else cls[:m], decoding=decoding,
                           generator=gen, batch_size=batch_size)
             assert torch.isfinite(x).all()
 

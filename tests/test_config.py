@@ -9,8 +9,10 @@ import pytest
 import yaml
 
 from ncvqvae.config import (
+    DECODING_KEYS,
     AugmentationConfig,
     DataConfig,
+    Decoding,
     EvaluationConfig,
     RunConfig,
     Stage1Config,
@@ -203,3 +205,26 @@ def test_every_field_is_documented() -> None:
         if f"| `{f.name}` |" not in doc and not dataclasses.is_dataclass(getattr(cls(), f.name))
     ]
     assert not missing, f"document these fields in docs/configuration.md: {missing}"
+
+
+def test_decoding_is_the_stage2_decoding_fields() -> None:
+    """One Decoding for config, sampler and evaluation; the YAML keys of old runs stay where they were."""
+    assert dataclasses.asdict(Stage2Config().decoding) == dataclasses.asdict(Decoding())
+    assert set(DECODING_KEYS) == {f.name for f in dataclasses.fields(Decoding)}
+    for option, key in DECODING_KEYS.items():  # the same defaults in both places
+        assert getattr(Stage2Config(), key) == getattr(Decoding(), option), key
+    old_run = {"stage2": {"decoding_steps": 7, "temperature": 0.8, "choice_temperature": 2, "guidance": 2}}
+    loaded = from_dict(RunConfig, old_run)
+    assert loaded.stage2.decoding == Decoding(steps=7, temperature=0.8, choice_temperature=2.0, guidance=2.0)
+    assert to_dict(loaded)["stage2"]["decoding_steps"] == 7 and "decoding" not in to_dict(loaded)["stage2"]
+    assert replace(loaded, **{"stage2.guidance": 3.0}).stage2.decoding.guidance == 3.0
+
+
+def test_decoding_override_replaces_only_what_is_given() -> None:
+    base = Decoding(steps=7, temperature=0.8)
+    assert base.override() == base
+    assert base.override(steps=None, guidance=2.0) == Decoding(steps=7, temperature=0.8, guidance=2.0)
+    assert base.override(temperature=0.0, choice_temperature=0.0).temperature == 0.0  # 0 is a value
+    assert base.override(choice_temperature=0.0).choice_temperature == 0.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.steps = 3  # type: ignore[misc]

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from ncvqvae.config import Decoding
 from ncvqvae.maskgit import (
     decode_tokens,
     draw_mask,
@@ -106,7 +107,9 @@ def test_sample_categorical_matches_the_softmax() -> None:
 def test_decoding_never_changes_a_known_token_and_ends_unmasked() -> None:
     prior = RecordingPrior(n_tokens=12, codebook_size=7)
     classes = torch.tensor([0, 1, 2, 0])
-    tokens = decode_tokens(prior, classes, steps=6, generator=torch.Generator().manual_seed(0))
+    tokens = decode_tokens(
+        prior, classes, decoding=Decoding(steps=6), generator=torch.Generator().manual_seed(0)
+    )
     assert tokens.shape == (4, 12) and tokens.dtype == torch.long
     assert ((tokens >= 0) & (tokens < 7)).all()
     calls = prior.calls
@@ -127,7 +130,8 @@ def test_guidance_one_makes_one_forward_pass_per_step() -> None:
     classes = torch.tensor([0, 1, 1])
     for guidance, batch in ((1.0, 3), (2.0, 6)):
         prior = RecordingPrior()
-        decode_tokens(prior, classes, steps=5, guidance=guidance, generator=torch.Generator().manual_seed(0))
+        decoding = Decoding(steps=5, guidance=guidance)
+        decode_tokens(prior, classes, decoding=decoding, generator=torch.Generator().manual_seed(0))
         assert len(prior.calls) == 5
         assert {c[0].shape[0] for c in prior.calls} == {batch}
         if guidance != 1.0:  # the second half of the batch is the unconditional copy
@@ -135,7 +139,8 @@ def test_guidance_one_makes_one_forward_pass_per_step() -> None:
     # unconditional sampling never needs the second pass
     prior = RecordingPrior()
     unconditional = torch.full((3,), prior.null_class)
-    decode_tokens(prior, unconditional, steps=4, guidance=3.0, generator=torch.Generator().manual_seed(0))
+    decoding = Decoding(steps=4, guidance=3.0)
+    decode_tokens(prior, unconditional, decoding=decoding, generator=torch.Generator().manual_seed(0))
     assert [c[0].shape[0] for c in prior.calls] == [3] * 4
 
 
@@ -158,6 +163,13 @@ def test_same_generator_same_tokens() -> None:
     b = decode_tokens(prior, classes, generator=torch.Generator().manual_seed(7))
     c = decode_tokens(prior, classes, generator=torch.Generator().manual_seed(8))
     assert torch.equal(a, b) and not torch.equal(a, c)
+    # no options = the defaults; the options are all used
+    assert torch.equal(
+        a, decode_tokens(prior, classes, decoding=Decoding(), generator=torch.Generator().manual_seed(7))
+    )
+    for options in (Decoding(steps=4), Decoding(temperature=0.5), Decoding(choice_temperature=0.0)):
+        other = decode_tokens(prior, classes, decoding=options, generator=torch.Generator().manual_seed(7))
+        assert not torch.equal(a, other), options
 
 
 @pytest.mark.parametrize("variant", ["token", "codebook"])
@@ -182,6 +194,8 @@ def test_a_tiny_prior_learns_two_class_patterns(variant: str) -> None:
         optimizer.step()
     prior.eval()
     classes = torch.tensor([0] * 20 + [1] * 20)
-    out = decode_tokens(prior, classes, steps=8, generator=torch.Generator().manual_seed(1))
+    out = decode_tokens(
+        prior, classes, decoding=Decoding(steps=8), generator=torch.Generator().manual_seed(1)
+    )
     match = (out == patterns[classes]).all(dim=1).float().mean()
     assert match >= 0.95, f"only {match:.0%} of the samples reproduce their class pattern"

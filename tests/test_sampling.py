@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ncvqvae.config import Stage1Config, Stage2Config
+from ncvqvae.config import Decoding, Stage1Config, Stage2Config
 from ncvqvae.data import load_dataset
 from ncvqvae.errors import ConfigError, DataError
 from ncvqvae.models.tokenizer import build_tokenizer
@@ -38,7 +38,8 @@ def tiny_model(n_classes: int = 3, precision: str = "auto") -> GenerativeModel:
     prior = build_prior(Stage2Config(width=32, depth=1), tokenizer, n_classes=n_classes)
     stats = {"name": "sines", "mean": 2.0, "std": 3.0, "normalization": "global", "n_classes": n_classes,
              "class_counts": [10, 20, 30][:n_classes], "label_values": LABELS[:n_classes]}
-    return GenerativeModel(tokenizer.eval(), prior.eval(), steps=4, data_stats=stats, precision=precision)
+    decoding = Decoding(steps=4)
+    return GenerativeModel(tokenizer.eval(), prior.eval(), decoding, data_stats=stats, precision=precision)
 
 
 @pytest.fixture(scope="module")
@@ -88,23 +89,42 @@ def test_sampling_streams_batch_by_batch(model: GenerativeModel) -> None:
     calls: list[int] = []
     handle = model.prior.register_forward_pre_hook(lambda module, inputs: calls.append(inputs[0].shape[0]))
     try:
-        stream = iter_samples(model, 10, classes=1, generator=gen(), batch_size=4, guidance=1.0)
+        stream = iter_samples(model, 10, classes=1, generator=gen(), batch_size=4)
         assert calls == []  # nothing decoded before it is asked for
         x, y = next(stream)
-        assert x.shape[0] == 4 and calls == [4] * model.steps  # one pass per step at guidance 1
+        assert x.shape[0] == 4 and calls == [4] * model.decoding.steps  # one pass per step at guidance 1
         sizes = [x.shape[0]] + [b.shape[0] for b, _ in stream]
         assert sizes == [4, 4, 2]
         calls.clear()
-        next(iter_samples(model, 3, classes=1, generator=gen(), guidance=2.0))
-        assert calls == [6] * model.steps  # cond and uncond batched together
+        guided = model.decoding.override(guidance=2.0)
+        next(iter_samples(model, 3, classes=1, generator=gen(), decoding=guided))
+        assert calls == [6] * model.decoding.steps  # cond and uncond batched together
     finally:
         handle.remove()
 
 
+def test_sample_and_iter_samples_decode_alike(model: GenerativeModel) -> None:
+    """``sample`` is ``iter_samples`` collected, for every decoding option (it once lacked one)."""
+    classes = [0, 1, 2, 0, 1]
+    options = Decoding(steps=3, temperature=0.7, choice_temperature=0.0, guidance=2.0)
+    whole, y = sample(model, 5, classes=classes, decoding=options, generator=gen(4), batch_size=2)
+    streamed = list(iter_samples(model, 5, classes=classes, decoding=options, generator=gen(4), batch_size=2))
+    assert torch.equal(whole, torch.cat([x for x, _ in streamed])) and y.tolist() == classes
+    for option, value in (("choice_temperature", 4.0), ("guidance", 1.0), ("temperature", 1.0), ("steps", 4)):
+        other, _ = sample(model, 5, classes=classes, decoding=options.override(**{option: value}),
+                          generator=gen(4), batch_size=2)
+        assert not torch.equal(other, whole), f"sample() ignores {option}"
+    # None = the generator's own decoding
+    default, _ = sample(model, 5, classes=classes, generator=gen(4))
+    own, _ = sample(model, 5, classes=classes, decoding=model.decoding, generator=gen(4))
+    assert torch.equal(default, own)
+
+
 def test_precisions_agree_closely() -> None:
     fp32, bf16 = tiny_model(precision="fp32"), tiny_model(precision="bf16")
-    a, _ = sample(fp32, 8, classes=1, generator=gen(), temperature=0.0)
-    b, _ = sample(bf16, 8, classes=1, generator=gen(), temperature=0.0)
+    greedy = fp32.decoding.override(temperature=0.0)
+    a, _ = sample(fp32, 8, classes=1, generator=gen(), decoding=greedy)
+    b, _ = sample(bf16, 8, classes=1, generator=gen(), decoding=greedy)
     assert torch.isfinite(b).all()
     # greedy decoding from the same network: bf16 rounding may flip a few near-tied tokens, no more, and
     # the decoder's bf16 convolutions move a series by ~1e-3 (its values are ~0.1)

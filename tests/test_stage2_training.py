@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ncvqvae import stage2 as stage2_module
-from ncvqvae.config import RunConfig, Stage1Config, Stage2Config, replace, resolve_config
+from ncvqvae.config import Decoding, RunConfig, Stage1Config, Stage2Config, replace, resolve_config
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.errors import CheckpointError, ConfigError, TrainingError
 from ncvqvae.models.tokenizer import build_tokenizer
@@ -215,7 +215,7 @@ def test_load_generator_rebuilds_the_trained_prior(straight_run: Path) -> None:
     assert_same_tensors(model.prior.state_dict(), checkpoint["model"])
     assert_same_tensors(model.tokenizer.state_dict(), load_tokenizer(straight_run).state_dict())
     assert not model.prior.training and not model.tokenizer.training
-    assert (model.steps, model.choice_temperature, model.guidance) == (10, 4.0, 1.0)
+    assert model.decoding == Decoding(steps=10, temperature=1.0, choice_temperature=4.0, guidance=1.0)
     assert model.n_classes == 3 and model.class_counts == [16, 16, 16]
     assert model.label_values == ["1", "2", "3"]
     x, y = sample(model, 5, classes=[0, 1, 2, 0, 1], generator=torch.Generator().manual_seed(0))

@@ -98,6 +98,44 @@ class Stage1Config:
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """The MaskGIT decoding options (SPEC §4): what turns a trained prior into samples.
+
+    One object for the config (:attr:`Stage2Config.decoding` gathers its ``stage2.*`` YAML keys), the
+    generator's defaults (:class:`ncvqvae.stage2.GenerativeModel`), the sampler
+    (:func:`ncvqvae.sampling.iter_samples`, :func:`ncvqvae.maskgit.decode_tokens`) and the evaluation.
+    """
+
+    steps: int = 10  # T, the number of decoding steps (YAML key stage2.decoding_steps)
+    temperature: float = 1.0  # token sampling temperature (0 = greedy)
+    choice_temperature: float = 4.0  # Gumbel noise scale of the re-masking confidences, annealed to 0
+    guidance: float = 1.0  # classifier-free guidance scale s (1 = plain conditional, one pass a step)
+
+    def override(
+        self,
+        *,
+        steps: int | None = None,
+        temperature: float | None = None,
+        choice_temperature: float | None = None,
+        guidance: float | None = None,
+    ) -> Decoding:
+        """A copy with the options given (not ``None``) replaced, e.g. from optional CLI flags."""
+        given = {"steps": steps, "temperature": temperature, "choice_temperature": choice_temperature}
+        changes = {k: v for k, v in {**given, "guidance": guidance}.items() if v is not None}
+        return dataclasses.replace(self, **changes)
+
+
+# The Stage2Config field (YAML key under ``stage2``) of each Decoding option.
+DECODING_KEYS = {
+    "steps": "decoding_steps",
+    "temperature": "temperature",
+    "choice_temperature": "choice_temperature",
+    "guidance": "guidance",
+}
+_DECODING = Decoding()
+
+
+@dataclass(frozen=True)
 class Stage2Config:
     """The MaskGIT prior over the frozen tokenizer (SPEC §4)."""
 
@@ -113,11 +151,11 @@ class Stage2Config:
     masking: str = "maskgit"  # "maskgit" (mask ⌈cos(πt/2)·N⌉, loss on masked) or "legacy"
     class_dropout: float = 0.2  # p of replacing the class by the null class (classifier-free guidance)
     tokenize_temperature: float = 1.0  # stochastic VQ while training the prior (τ); 0 = nearest code
-    # decoding
-    decoding_steps: int = 10
-    temperature: float = 1.0
-    choice_temperature: float = 4.0
-    guidance: float = 1.0
+    # decoding: the Decoding options, flat under their YAML keys (DECODING_KEYS); see `decoding`
+    decoding_steps: int = _DECODING.steps
+    temperature: float = _DECODING.temperature
+    choice_temperature: float = _DECODING.choice_temperature
+    guidance: float = _DECODING.guidance
     # optimisation
     lr: float = 1e-3
     weight_decay: float = 1e-3
@@ -128,6 +166,11 @@ class Stage2Config:
     max_steps: int | None = None
     log_every: int = 10
     checkpoint_every: int = 500
+
+    @property
+    def decoding(self) -> Decoding:
+        """The decoding options these fields hold (the generator's defaults when sampling)."""
+        return Decoding(**{option: getattr(self, key) for option, key in DECODING_KEYS.items()})
 
 
 @dataclass(frozen=True)

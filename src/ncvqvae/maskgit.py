@@ -20,6 +20,8 @@ step fixes at least one new token and one stays masked until the last step, as i
 annealing factor as (1 − t/T) with steps counted from 1; with 0-based steps that is (1 − (t+1)/T), the
 MaskGIT reference behaviour. Classifier-free guidance with scale s mixes conditional and unconditional
 logits, ``uncond + s·(cond − uncond)``; s = 1 is plain conditional sampling and costs one forward pass.
+The four options (T, temperature, choice temperature, s) travel together as one
+:class:`ncvqvae.config.Decoding`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+
+from ncvqvae.config import Decoding
 
 MASKING_CONVENTIONS = ("maskgit", "legacy")
 
@@ -180,10 +184,7 @@ def decode_tokens(
     prior: PriorNetwork,
     classes: torch.Tensor,
     *,
-    steps: int = 10,
-    temperature: float = 1.0,
-    choice_temperature: float = 4.0,
-    guidance: float = 1.0,
+    decoding: Decoding | None = None,
     generator: torch.Generator,
 ) -> torch.Tensor:
     """Generate token sequences by iterative parallel decoding (MaskGIT).
@@ -191,16 +192,17 @@ def decode_tokens(
     Args:
         prior: the network (in eval mode).
         classes: LongTensor (B,) of class ids; ``prior.null_class`` entries are sampled unconditionally.
-        steps: T, the number of decoding steps.
-        temperature: sampling temperature of the token distribution (0 = greedy).
-        choice_temperature: scale of the annealed Gumbel noise added to the confidences.
-        guidance: classifier-free guidance scale s (1 = plain conditional).
+        decoding: steps T, token temperature (0 = greedy), choice temperature (scale of the annealed
+            Gumbel noise added to the confidences) and guidance scale s (1 = plain conditional);
+            ``None`` = the defaults, ``Decoding()``.
         generator: the source of every random draw (best on the device of ``classes``; draws made on
             another device are moved).
 
     Returns:
         LongTensor (B, N) of code ids, no position left masked.
     """
+    decoding = Decoding() if decoding is None else decoding
+    steps, temperature, guidance = decoding.steps, decoding.temperature, decoding.guidance
     if steps < 1:
         raise ValueError(f"decoding needs at least one step, got steps={steps}")
     batch, n, device = classes.shape[0], prior.n_tokens, classes.device
@@ -218,7 +220,7 @@ def decode_tokens(
         n_remask = max(1, min(math.floor(n * gamma(ratio)), n_unknown - 1))
         log_probs = F.log_softmax(logits, dim=-1)  # the network's own confidence, before temperature
         confidence = log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (B, N)
-        noise_scale = choice_temperature * (1.0 - ratio)
+        noise_scale = decoding.choice_temperature * (1.0 - ratio)
         if noise_scale > 0:
             confidence = confidence + noise_scale * gumbel_noise((batch, n), generator=generator).to(device)
         confidence = confidence.masked_fill(~mask, float("inf"))  # known tokens are never re-masked

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ncvqvae.config import Decoding
 from ncvqvae.data.formats import detect_format, normalise_labels, write_series
 from ncvqvae.errors import ConfigError, DataError
 from ncvqvae.home import atomic_path
@@ -47,10 +48,6 @@ log = logging.getLogger(__name__)
 Classes = int | Sequence[int] | torch.Tensor | None
 
 _HEADER_FORMATS = ("ts", "arff")  # formats whose header precedes a "@data" line
-
-
-def default(value: Any, fallback: Any) -> Any:
-    return fallback if value is None else value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,13 +128,11 @@ def iter_samples(
     model: GenerativeModel,
     n: int,
     classes: Classes = None,
-    guidance: float | None = None,
-    steps: int | None = None,
-    temperature: float | None = None,
+    *,
+    decoding: Decoding | None = None,
     generator: torch.Generator | None = None,
     batch_size: int = 512,
     denormalize: bool = False,
-    choice_temperature: float | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """Yield ``n`` samples in batches of at most ``batch_size``: (x (b, C, L) float32, y (b,) or None), CPU.
 
@@ -145,15 +140,12 @@ def iter_samples(
         model: the generator (:func:`ncvqvae.stage2.load_generator`).
         n: number of series.
         classes: ``None`` (unconditional), one class id, or ``n`` class ids (see :func:`class_proportional`).
-        guidance: classifier-free guidance scale s (1 = plain conditional, one forward pass per step);
-            ``None`` = the run's ``stage2.guidance``.
-        steps: decoding steps T (``None`` = the run's ``stage2.decoding_steps``, 10).
-        temperature: token sampling temperature (``None`` = the run's, 1.0).
+        decoding: steps T, temperature, choice temperature and guidance scale (``None`` = the run's,
+            ``model.decoding``; change one option with ``model.decoding.override(guidance=2.0)``).
         generator: source of every random draw, ideally on the model's device; ``None`` seeds a fresh
             one from PyTorch's global RNG (pass one for reproducible samples).
         batch_size: sequences decoded at once (memory is bounded by one batch).
         denormalize: map the series back to the data's original scale (undo the global normalisation).
-        choice_temperature: Gumbel noise scale of the re-masking confidences (``None`` = the run's, 4).
     """
     ids = resolve_classes(model, n, classes)
     if batch_size < 1:
@@ -166,18 +158,13 @@ def iter_samples(
     if amp is not None:  # a low-precision copy: its matmuls (and norms) run natively in bf16
         prior = copy.deepcopy(prior).to(amp)
     model.tokenizer.eval()
-    options = {
-        "steps": default(steps, model.steps),
-        "temperature": default(temperature, model.temperature),
-        "choice_temperature": default(choice_temperature, model.choice_temperature),
-        "guidance": default(guidance, model.guidance),
-    }
+    decoding = model.decoding if decoding is None else decoding
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
         y = ids[start : start + size] if ids is not None else None
         with torch.inference_mode():
             batch_classes = y.to(device) if y is not None else torch.full((size,), null, device=device)
-            tokens = decode_tokens(prior, batch_classes, generator=generator, **options)  # (b, N)
+            tokens = decode_tokens(prior, batch_classes, decoding=decoding, generator=generator)  # (b, N)
             with autocast(model.precision, device):  # the decoder's convolutions; the ISTFT in fp32
                 x = model.decode(tokens).float()  # (b, C, L)
             if denormalize:
@@ -189,9 +176,8 @@ def sample(
     model: GenerativeModel,
     n: int,
     classes: Classes = None,
-    guidance: float | None = None,
-    steps: int | None = None,
-    temperature: float | None = None,
+    *,
+    decoding: Decoding | None = None,
     generator: torch.Generator | None = None,
     batch_size: int = 512,
     denormalize: bool = False,
@@ -204,7 +190,15 @@ def sample(
         x: float32 (n, C, L) on the CPU; y: LongTensor (n,) of class ids, or ``None`` (unconditional).
     """
     xs, ys = [], []
-    stream = iter_samples(model, n, classes, guidance, steps, temperature, generator, batch_size, denormalize)
+    stream = iter_samples(
+        model,
+        n,
+        classes,
+        decoding=decoding,
+        generator=generator,
+        batch_size=batch_size,
+        denormalize=denormalize,
+    )
     for x, y in stream:
         xs.append(x)
         if y is not None:

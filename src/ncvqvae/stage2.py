@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from ncvqvae.config import RunConfig, Stage2Config, to_dict
+from ncvqvae.config import Decoding, RunConfig, Stage2Config, to_dict
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.data.prepare import load_prepared
 from ncvqvae.data.stats import data_stats
@@ -525,7 +525,7 @@ class GenerativeModel:
     Attributes:
         tokenizer: the stage-1 ``VQVAE`` (eval mode).
         prior: the :class:`BidirectionalTransformer` (eval mode).
-        steps, temperature, choice_temperature, guidance: decoding defaults (from the run's config).
+        decoding: the decoding defaults of sampling (the run's ``stage2`` decoding fields).
         precision: the run's ``precision`` ("auto", "fp32", "bf16"; :mod:`ncvqvae.precision`).
         data_stats: {name, mean, std, normalization, n_classes, label_values, class_names, class_counts,
             n_train, length, channels} of the training split (see :func:`ncvqvae.stage1.data_stats`).
@@ -534,10 +534,7 @@ class GenerativeModel:
 
     tokenizer: VQVAE
     prior: BidirectionalTransformer
-    steps: int = 10
-    temperature: float = 1.0
-    choice_temperature: float = 4.0
-    guidance: float = 1.0
+    decoding: Decoding = field(default_factory=Decoding)
     data_stats: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
     precision: str = "auto"
@@ -634,10 +631,7 @@ def load_generator(
     model = GenerativeModel(
         tokenizer=tokenizer.eval(),
         prior=prior.eval(),
-        steps=s2.decoding_steps,
-        temperature=s2.temperature,
-        choice_temperature=s2.choice_temperature,
-        guidance=s2.guidance,
+        decoding=s2.decoding,
         data_stats=dict(checkpoint["data_stats"]),
         run_dir=run_root,
         precision=saved_cfg.precision,

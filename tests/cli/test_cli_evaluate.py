@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ncvqvae.cli import build_parser, evaluate_stage1, main
-from ncvqvae.config import RunConfig
+from ncvqvae.config import Decoding, RunConfig
 from ncvqvae.training import RunDir
 
 FAKE_GENERATION = {
@@ -45,15 +45,21 @@ def test_evaluate_passes_every_option(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "FID             1.5 [95% CI 1.2, 1.9]" in out and "CAS             0.8000" in out
 
 
-def test_evaluate_defaults_leave_the_run_config_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    RunDir(tmp_path).write_config(RunConfig())
+def recorded_evaluation(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A run directory with a config, and ``evaluate_run`` replaced: the options it gets land in the dict."""
+    RunDir(run_dir).write_config(RunConfig())
     seen: dict[str, Any] = {}
     monkeypatch.setattr(
         "ncvqvae.evaluation.pipeline.evaluate_run",
         lambda run_dir, **kw: seen.update(kw) or {"generation": FAKE_GENERATION},
     )
+    return seen
+
+
+def test_evaluate_defaults_leave_the_run_config_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = recorded_evaluation(tmp_path, monkeypatch)
     assert main(["evaluate", "--run", str(tmp_path)]) == 0
     assert (
         seen["cfg"] is None
@@ -71,6 +77,25 @@ def test_evaluate_refuses_non_evaluation_overrides_and_needs_a_run(tmp_path: Pat
         main(["evaluate"])
     assert exc.value.code == 2
     assert "--run DIR is required" in capsys.readouterr().err
+
+
+def test_evaluate_may_change_the_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    seen = recorded_evaluation(tmp_path, monkeypatch)
+    argv = [
+        "evaluate",
+        "--run",
+        str(tmp_path),
+        "--set",
+        "stage2.guidance=2",
+        "--set",
+        "stage2.decoding_steps=6",
+    ]
+    assert main(argv) == 0
+    assert seen["cfg"].stage2.decoding == Decoding(steps=6, guidance=2.0)
+    assert main(["evaluate", "--run", str(tmp_path), "--set", "stage2.lr=1"]) == 2
+    assert "stage2.guidance" in capsys.readouterr().err  # the error names what may change
 
 
 def test_evaluate_stage1_keeps_its_own_command() -> None:

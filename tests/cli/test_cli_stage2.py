@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
+from ncvqvae import sampling
 from ncvqvae.cli import main
+from ncvqvae.config import Decoding
 from ncvqvae.data import load_dataset
 from ncvqvae.stage1 import load_stage1_checkpoint
 
@@ -61,6 +63,22 @@ def test_sample_one_class_in_original_scale(run_dir: Path, tmp_path: Path) -> No
     assert a["y"].tolist() == [3, 3, 3, 3]  # the original label, as in the data files
     stats = load_stage1_checkpoint(run_dir)["data_stats"]  # same seed → same series, mapped back
     np.testing.assert_allclose(b["X"], a["X"] * stats["std"] + stats["mean"], rtol=1e-5, atol=1e-6)
+
+
+def test_sample_flags_set_the_decoding(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Decoding] = []
+    real = sampling.iter_samples
+    monkeypatch.setattr(
+        sampling, "iter_samples", lambda *a, **kw: seen.append(kw["decoding"]) or real(*a, **kw)
+    )
+    base = ["sample", "--run", str(run_dir), "--n", "2", "--out", str(tmp_path / "x.npz")]
+    assert main([*base, "--steps", "2"]) == 0
+    flags = ["--steps", "3", "--temperature", "0.5", "--choice-temperature", "0", "--guidance", "1.5"]
+    assert main([*base, *flags]) == 0
+    flagged = Decoding(steps=3, temperature=0.5, choice_temperature=0.0, guidance=1.5)
+    assert seen == [Decoding(steps=2), flagged]  # the run's decoding (the defaults), then the flags
 
 
 def test_sample_errors_are_one_line(

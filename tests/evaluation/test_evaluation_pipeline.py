@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,12 @@ import pytest
 import threadpoolctl
 import torch
 
-from ncvqvae.config import resolve_config
+from ncvqvae.config import Decoding, replace, resolve_config
 from ncvqvae.errors import CheckpointError
 from ncvqvae.evaluation import pipeline
 from ncvqvae.evaluation.figures import LOSS_CURVES_SIZE, class_samples_size
 from ncvqvae.evaluation.pipeline import FIGURE_NAMES, FIGURES_DIR, evaluate_run, real_reference_set
+from ncvqvae.rundir import RunDir
 
 OVERRIDES = [
     "data.n_train=32",
@@ -175,3 +177,21 @@ def test_augmentation_utility_and_switches_in_the_pipeline(run_dir: Path) -> Non
     assert gen["kid"] is None and gen["prdc"] is None and gen["memorisation"] is None
     assert "utility" in gen["seconds"] and "kid" not in gen["seconds"]
     assert gen["protocol"]["evaluation"]["utility"] is True
+
+
+def test_the_evaluation_can_decode_otherwise(run_dir: Path) -> None:
+    """``decoding=`` (or a RunConfig's stage-2 decoding fields) decides how the scored samples are drawn."""
+    options = {"device": "cpu", "n_samples": 16, "run_cas": False, "figures": False, "progress": False}
+    plain = evaluate_run(run_dir, **options)["generation"]
+    assert plain["protocol"]["decoding"] == dataclasses.asdict(Decoding())  # the run's: the defaults
+    guided = evaluate_run(run_dir, decoding=Decoding(guidance=2.0), **options)["generation"]
+    assert guided["protocol"]["decoding"]["guidance"] == 2.0
+    # guidance steers the class-conditional samples (the unconditional ones have no class to steer to)
+    assert guided["cfid_mean"] != plain["cfid_mean"] and guided["fid"] == plain["fid"]
+    assert guided["settings_hash"] != plain["settings_hash"]
+    cfg = replace(RunDir(run_dir).read_config(), **{"stage2.guidance": 2.0})
+    again = evaluate_run(run_dir, cfg=cfg, **options)["generation"]
+    assert again["settings_hash"] == guided["settings_hash"] and again["cfid_mean"] == guided["cfid_mean"]
+    # the run's own config decodes as its generator does: the numbers of the plain evaluation
+    own = evaluate_run(run_dir, cfg=RunDir(run_dir).read_config(), **options)["generation"]
+    assert own["settings_hash"] == plain["settings_hash"] and own["cfid_mean"] == plain["cfid_mean"]

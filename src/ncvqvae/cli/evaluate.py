@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         dest="overrides",
-        help="override an evaluation field of the run's config, e.g. --set evaluation.bootstrap=1000",
+        help="override an evaluation field or a stage-2 decoding field of the run's config, e.g. "
+        "--set evaluation.bootstrap=1000 or --set stage2.guidance=2",
     )
     parser.set_defaults(func=main, parser=parser)
     what = parser.add_subparsers(dest="what", metavar="WHAT")
@@ -55,17 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ncvqvae.config import resolve_config, to_dict
-    from ncvqvae.errors import ConfigError
-    from ncvqvae.evaluation.pipeline import FIGURES_DIR, evaluate_run
+    from ncvqvae.evaluation.pipeline import FIGURES_DIR, check_evaluation_overrides, evaluate_run
     from ncvqvae.training import RunDir
 
     if not args.run:
         args.parser.error("--run DIR is required")
     cfg = None
     if args.overrides:
-        outside = [o for o in args.overrides if not o.strip().startswith("evaluation.")]
-        if outside:
-            raise ConfigError(f"--set: only evaluation.* fields can change at evaluation time, got {outside}")
+        check_evaluation_overrides(o.split("=", 1)[0].strip() for o in args.overrides)
         cfg = resolve_config(base=to_dict(RunDir(args.run).read_config()), overrides=args.overrides)
     results = evaluate_run(
         args.run,

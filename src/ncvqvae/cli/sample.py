@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--guidance", type=float, help="guidance scale (default: the run's, 1)")
     parser.add_argument("--steps", type=int, help="decoding steps T (default: the run's, 10)")
     parser.add_argument("--temperature", type=float, help="token temperature (default: the run's, 1)")
+    parser.add_argument(
+        "--choice-temperature", type=float, help="Gumbel noise of the re-masking (default: the run's, 4)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     parser.add_argument("--batch-size", type=int, default=512, help="series decoded at once (default 512)")
     parser.add_argument("--original-scale", action="store_true", help="undo the global normalisation")
@@ -64,9 +67,19 @@ def main(args: argparse.Namespace) -> int:
         classes = class_ids_for_labels(model, [args.label])[0]
     else:
         classes = None
+    decoding = model.decoding.override(
+        steps=args.steps,
+        temperature=args.temperature,
+        choice_temperature=args.choice_temperature,
+        guidance=args.guidance,
+    )
     stream = iter_samples(
-        model, args.n, classes, guidance=args.guidance, steps=args.steps, temperature=args.temperature,
-        generator=make_generator(args.seed, device), batch_size=args.batch_size,
+        model,
+        args.n,
+        classes,
+        decoding=decoding,
+        generator=make_generator(args.seed, device),
+        batch_size=args.batch_size,
         denormalize=args.original_scale,
     )
     kept: list[tuple[torch.Tensor, torch.Tensor | None]] = []

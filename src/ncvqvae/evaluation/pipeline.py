@@ -34,14 +34,16 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ncvqvae.config import EvaluationConfig, RunConfig, replace, to_dict
+from ncvqvae.config import DECODING_KEYS, Decoding, EvaluationConfig, RunConfig, replace, to_dict
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.data.prepare import load_prepared
 from ncvqvae.errors import ConfigError, DataError
@@ -112,6 +114,7 @@ def evaluate_run(
     cas_epochs: int | None = None,
     run_cas: bool | None = None,
     figures: bool | None = None,
+    decoding: Decoding | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score a run's generator (FID, cFID, IS, CAS with intervals), gather stage 1, draw the figures.
@@ -125,6 +128,9 @@ def evaluate_run(
         cas_epochs: override ``evaluation.cas_epochs``.
         run_cas: override ``evaluation.cas`` (False skips CAS).
         figures: override ``evaluation.figures`` (False draws no figures).
+        decoding: how every sample is decoded (steps, temperatures, guidance); ``None`` = the
+            ``stage2`` decoding fields of ``cfg`` when it is a :class:`RunConfig`, else the generator's
+            (the config its prior was trained with).
         progress: progress bars while training FCNs.
 
     Returns:
@@ -145,6 +151,10 @@ def evaluate_run(
 
     checkpoint = resolve_stage2_checkpoint(run.root)
     model = load_generator(run.root, device=device)
+    if decoding is None and isinstance(cfg, RunConfig):
+        decoding = cfg.stage2.decoding
+    if decoding is not None:
+        model = replace_fields(model, decoding=decoding)  # every draw below decodes with it
     settings = _settings(ecfg, run_cfg, data, checkpoint, model)
     digest = _hash(settings)
     stored = read_results(run.root).get(RESULTS_KEY)
@@ -648,6 +658,25 @@ def _draw_figures(
 # --------------------------------------------------------------------------------------------------
 
 
+def check_evaluation_overrides(keys: Iterable[str]) -> None:
+    """Refuse to change, at evaluation time, a field that the trained stages fixed.
+
+    An evaluation may change its own settings (``evaluation.*``) and how samples are decoded (the
+    ``stage2`` decoding fields: ``stage2.decoding_steps``, ``temperature``, ``choice_temperature``,
+    ``guidance``); anything else would describe another run.
+
+    Raises:
+        ConfigError: naming the fields that cannot change.
+    """
+    decoding = {f"stage2.{key}" for key in DECODING_KEYS.values()}
+    outside = [key for key in keys if not (key.startswith("evaluation.") or key in decoding)]
+    if outside:
+        raise ConfigError(
+            f"only evaluation.* fields and the stage-2 decoding fields ({', '.join(sorted(decoding))}) can "
+            f"change at evaluation time, got {outside}"
+        )
+
+
 def _evaluation_config(
     cfg: RunConfig | EvaluationConfig | None,
     run_cfg: RunConfig,
@@ -702,10 +731,10 @@ def _settings(
         "stage2_checkpoint": str(checkpoint),
         "stage2_checkpoint_sha256": file_sha256(checkpoint),
         "decoding": {
-            "steps": int(model.steps),
-            "temperature": float(model.temperature),
-            "choice_temperature": float(model.choice_temperature),
-            "guidance": float(model.guidance),
+            "steps": int(model.decoding.steps),
+            "temperature": float(model.decoding.temperature),
+            "choice_temperature": float(model.decoding.choice_temperature),
+            "guidance": float(model.decoding.guidance),
         },
     }
 
