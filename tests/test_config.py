@@ -10,6 +10,10 @@ import yaml
 
 from ncvqvae.config import (
     DECODING_KEYS,
+    FIGURES,
+    NO_RESULT,
+    SAMPLING,
+    STOP,
     AugmentationConfig,
     DataConfig,
     Decoding,
@@ -24,6 +28,8 @@ from ncvqvae.config import (
     parse_overrides,
     replace,
     resolve_config,
+    result_fields,
+    result_tag,
     to_dict,
 )
 from ncvqvae.errors import ConfigError
@@ -228,3 +234,43 @@ def test_decoding_override_replaces_only_what_is_given() -> None:
     assert base.override(choice_temperature=0.0).choice_temperature == 0.0
     with pytest.raises(dataclasses.FrozenInstanceError):
         base.steps = 3  # type: ignore[misc]
+
+
+# The hand-kept lists that the field tags replaced (stage1.py, stage2.py, experiments/pipeline.py and the
+# evaluation's settings hash): the fields each left out of its comparison.
+OLD_STAGE1 = {"stage1.log_every", "stage1.checkpoint_every", "stage1.eval_every", "stage1.max_steps"}
+OLD_STAGE1 |= {"data.data_dir"}
+OLD_STAGE2 = {"stage2.log_every", "stage2.checkpoint_every", "stage2.max_steps", "stage2.decoding_steps"}
+OLD_STAGE2 |= {"stage2.temperature", "stage2.choice_temperature", "stage2.guidance"}
+OLD_EVALUATION = {"evaluation.figures", "evaluation.sample_batch_size"}
+OLD_PIPELINE = {"progress", "device", "tracker", "preset", "data.data_dir"}
+
+
+def _left_out(**options: object) -> set[str]:
+    sections = options.get("sections")
+    every = result_fields(RunConfig(), ignoring=(), sections=sections)  # type: ignore[arg-type]
+    return set(every) - set(result_fields(RunConfig(), **options))  # type: ignore[arg-type]
+
+
+def test_the_field_tags_leave_out_what_the_old_lists_did() -> None:
+    assert _left_out(sections=("seed", "data", "stage1"), ignoring=(NO_RESULT, STOP)) == OLD_STAGE1
+    assert _left_out(sections=("seed", "stage2"), ignoring=(NO_RESULT, STOP, SAMPLING)) == OLD_STAGE2
+    assert _left_out(sections=("evaluation",), ignoring=(NO_RESULT, FIGURES)) == OLD_EVALUATION
+    # the main job's comparison also leaves out the logging cadence and the sampling batch (no result
+    # depends on them), and still compares figures, max_steps and the decoding fields
+    cadence = {"stage1.log_every", "stage1.checkpoint_every", "stage1.eval_every", "stage2.log_every"}
+    cadence |= {"stage2.checkpoint_every", "evaluation.sample_batch_size"}
+    assert _left_out() == OLD_PIPELINE | cadence
+
+
+def test_result_tags_and_fields() -> None:
+    assert result_tag("stage2.guidance") == SAMPLING and result_tag("evaluation.figures") == FIGURES
+    assert result_tag("stage1.max_steps") == STOP and result_tag("device") == NO_RESULT
+    assert result_tag("stage1.lr") is None and result_tag("stage1.augmentation.names") is None
+    assert result_tag("stage9.lr") is None and result_tag("seed.x") is None
+    flat = result_fields(RunConfig(), sections=("seed", "stage1"))
+    assert flat["stage1.augmentation.names"] == ["warp"] and flat["seed"] == 0 and "data.dataset" not in flat
+    # a recorded dict (as an older run wrote it, with a field that no longer exists) is read the same way
+    recorded = to_dict(RunConfig())
+    recorded["stage1"]["old_field"] = 1
+    assert result_fields(recorded) == {**result_fields(RunConfig()), "stage1.old_field": 1}

@@ -9,6 +9,7 @@ fields. Unknown keys and values of the wrong type are rejected with the file and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,25 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------------
+# What a field changes
+# --------------------------------------------------------------------------------------------------
+
+# A field changes every result of its section and of what comes after it, unless its metadata says
+# otherwise: ``field(metadata={"result": ...})`` names the only thing it changes. :func:`result_fields`
+# reads these tags; the stages, the evaluation and the main job decide with it what must match.
+RESULT = "result"  # the metadata key
+NO_RESULT = "none"  # where and how a run runs, what it is called, how often it logs: no result
+FIGURES = "figures"  # which pictures the evaluation draws: no number
+STOP = "stop"  # where training stops, not its schedule: a stage continues (or stops) under another value
+SAMPLING = "sampling"  # how samples are decoded: the generation numbers, not the trained prior
+
+
+def _changes(what: str, default: Any) -> Any:
+    """A dataclass field with ``default`` whose only effect is ``what`` (one of the tags above)."""
+    return field(default=default, metadata={RESULT: what})
+
+
+# --------------------------------------------------------------------------------------------------
 # The configs
 # --------------------------------------------------------------------------------------------------
 
@@ -33,7 +53,8 @@ class DataConfig:
     """Which data, and how it is prepared (SPEC §2)."""
 
     dataset: str = "gen-twopatterns"  # a UCR/UEA name, a built-in generator (gen-...), or a path
-    data_dir: str | None = None  # an existing UCR archive root, searched first (also NCVQVAE_DATA_DIR)
+    # an existing UCR archive root, searched first (also NCVQVAE_DATA_DIR): where the files are, not which
+    data_dir: str | None = _changes(NO_RESULT, None)
     normalization: str = "global"  # "global" (one scalar mean/std from train), "per_series" or "none"
     length_policy: str = "pad"  # variable-length series: "pad" (NaN→0 after scaling), "resample", "error"
     layout: str = "nct"  # axis order of .npy/.npz input: "nct", "ntc" or "nt"
@@ -90,11 +111,14 @@ class Stage1Config:
     epochs: int = 1000
     steps: int | None = None  # the budget in optimiser steps instead of epochs (cosine over these steps)
     warmup_steps: int = 0  # linear lr warm-up before the cosine (not in SPEC; for short budgets)
-    max_steps: int | None = None  # stop early after this many optimiser steps (schedule unchanged)
+    # stop early after this many optimiser steps (schedule unchanged)
+    max_steps: int | None = _changes(STOP, None)
     # bookkeeping
-    log_every: int = 10  # steps between JSON-lines metric records
-    checkpoint_every: int = 500  # steps between periodic checkpoints (a final one is always written)
-    eval_every: int | None = None  # epochs between probe/reconstruction evaluations (None = end only)
+    log_every: int = _changes(NO_RESULT, 10)  # steps between JSON-lines metric records
+    # steps between periodic checkpoints (a final one is always written)
+    checkpoint_every: int = _changes(NO_RESULT, 500)
+    # epochs between probe/reconstruction evaluations (None = end only)
+    eval_every: int | None = _changes(NO_RESULT, None)
 
 
 @dataclass(frozen=True)
@@ -152,10 +176,10 @@ class Stage2Config:
     class_dropout: float = 0.2  # p of replacing the class by the null class (classifier-free guidance)
     tokenize_temperature: float = 1.0  # stochastic VQ while training the prior (τ); 0 = nearest code
     # decoding: the Decoding options, flat under their YAML keys (DECODING_KEYS); see `decoding`
-    decoding_steps: int = _DECODING.steps
-    temperature: float = _DECODING.temperature
-    choice_temperature: float = _DECODING.choice_temperature
-    guidance: float = _DECODING.guidance
+    decoding_steps: int = _changes(SAMPLING, _DECODING.steps)
+    temperature: float = _changes(SAMPLING, _DECODING.temperature)
+    choice_temperature: float = _changes(SAMPLING, _DECODING.choice_temperature)
+    guidance: float = _changes(SAMPLING, _DECODING.guidance)
     # optimisation
     lr: float = 1e-3
     weight_decay: float = 1e-3
@@ -163,9 +187,9 @@ class Stage2Config:
     epochs: int = 1000
     steps: int | None = None  # the budget in optimiser steps instead of epochs (cosine over these steps)
     warmup_steps: int = 0  # linear lr warm-up before the cosine (not in SPEC; for short budgets)
-    max_steps: int | None = None
-    log_every: int = 10
-    checkpoint_every: int = 500
+    max_steps: int | None = _changes(STOP, None)
+    log_every: int = _changes(NO_RESULT, 10)
+    checkpoint_every: int = _changes(NO_RESULT, 500)
 
     @property
     def decoding(self) -> Decoding:
@@ -217,8 +241,8 @@ class EvaluationConfig:
     knn_k: int = 5
     svm_c: float = 1.0
     # sampling for evaluation
-    sample_batch_size: int = 512
-    figures: bool = True
+    sample_batch_size: int = _changes(NO_RESULT, 512)  # series decoded at once: memory (not re-scored for)
+    figures: bool = _changes(FIGURES, True)
 
 
 @dataclass(frozen=True)
@@ -226,13 +250,13 @@ class RunConfig:
     """One experiment cell: a dataset, a stage-1 method and augmentation, a seed, and the budgets."""
 
     seed: int = 0
-    device: str = "auto"  # "auto" (cuda if present), "cpu", "cuda", "cuda:1", ...
+    device: str = _changes(NO_RESULT, "auto")  # "auto" (cuda if present), "cpu", "cuda", "cuda:1", ...
     # every network (stage 1, stage 2, evaluator, CAS, features, sampling): "auto" = bf16 autocast where
     # the device has native bf16 (CUDA cc ≥ 8, AMX-BF16/AVX512-BF16 CPUs), else fp32; "fp32"; "bf16"
     precision: str = "auto"
-    preset: str | None = None  # the preset this config was built from (for the record)
-    tracker: str | None = None  # None, "mlflow", "wandb" or "tensorboard"
-    progress: bool = True  # progress bars
+    preset: str | None = _changes(NO_RESULT, None)  # the preset this config was built from (for the record)
+    tracker: str | None = _changes(NO_RESULT, None)  # None, "mlflow", "wandb" or "tensorboard"
+    progress: bool = _changes(NO_RESULT, True)  # progress bars
     data: DataConfig = field(default_factory=DataConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
@@ -255,6 +279,53 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         return value
 
     return convert(cfg)
+
+
+@functools.cache
+def result_tag(name: str) -> str | None:
+    """The ``result`` tag of the dotted field ``name`` of a :class:`RunConfig` (``"stage2.guidance"`` →
+    ``"sampling"``); ``None`` for a field that changes every result, and for a name no field has."""
+    node: Any = RunConfig()
+    tag = None
+    for part in name.split("."):
+        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
+        if part not in fields:
+            return None
+        tag, node = fields[part].metadata.get(RESULT), getattr(node, part)
+    return tag
+
+
+def result_fields(
+    cfg: RunConfig | Mapping[str, Any],
+    *,
+    ignoring: Iterable[str] = (NO_RESULT,),
+    sections: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """The flat dotted fields (``{"stage1.lr": 1e-3, ...}``) of a run config that change a result.
+
+    Args:
+        cfg: a :class:`RunConfig`, or its :func:`to_dict` form (e.g. as a finished run recorded it; a
+            key of an older config is kept, so it differs from any current config).
+        ignoring: leave out the fields tagged with one of these (:data:`NO_RESULT`, :data:`FIGURES`,
+            :data:`STOP`, :data:`SAMPLING`); a stage, say, ignores what does not change its weights.
+        sections: only these top-level fields and sections (``("seed", "data", "stage1")``); all when
+            ``None``.
+    """
+    data = to_dict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    wanted, skip = None if sections is None else set(sections), set(ignoring)
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), sub)
+        elif result_tag(prefix) not in skip:
+            flat[prefix] = value
+
+    for key, value in data.items():
+        if wanted is None or key in wanted:
+            walk(key, value)
+    return flat
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str = "config") -> T:

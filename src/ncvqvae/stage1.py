@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from ncvqvae.config import RunConfig, to_dict
+from ncvqvae.config import NO_RESULT, STOP, RunConfig, to_dict
+from ncvqvae.config import result_fields as config_result_fields
 from ncvqvae.data.augment import Augmentation, build_augmentation
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.data.prepare import load_prepared
@@ -58,11 +59,10 @@ log = logging.getLogger(__name__)
 
 STAGE = "stage1"
 
-# Config fields that change bookkeeping only, never the trained weights: a resumed (or finished) run may
-# be invoked with other values. Everything else under seed/data/stage1 must match the saved run.
-_BOOKKEEPING_FIELDS = frozenset(
-    {"stage1.log_every", "stage1.checkpoint_every", "stage1.eval_every", "stage1.max_steps", "data.data_dir"}
-)
+# Fields a resumed (or finished) stage 1 may be invoked with other values of: those that change no
+# result, and where training stops (config.py tags them). Everything else under seed/data/stage1 must
+# match the saved run.
+_IGNORED = (NO_RESULT, STOP)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,18 +243,7 @@ def _log_evaluation(
 
 def result_fields(cfg: RunConfig) -> dict[str, Any]:
     """The flattened config fields that determine the trained stage-1 weights (dotted names)."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                walk(f"{prefix}.{key}" if prefix else key, sub)
-        else:
-            flat[prefix] = value
-
-    data = to_dict(cfg)
-    walk("", {"seed": data["seed"], "data": data["data"], "stage1": data["stage1"]})
-    return {k: v for k, v in flat.items() if k not in _BOOKKEEPING_FIELDS}
+    return config_result_fields(cfg, sections=("seed", "data", "stage1"), ignoring=_IGNORED)
 
 
 def check_same_result(saved: RunConfig, cfg: RunConfig, *, source: str) -> None:

@@ -35,7 +35,16 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from ncvqvae.config import Decoding, RunConfig, Stage2Config, to_dict
+from ncvqvae.config import (
+    NO_RESULT,
+    SAMPLING,
+    STOP,
+    Decoding,
+    RunConfig,
+    Stage2Config,
+    result_fields,
+    to_dict,
+)
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.data.prepare import load_prepared
 from ncvqvae.data.stats import data_stats
@@ -73,19 +82,9 @@ log = logging.getLogger(__name__)
 STAGE = "stage2"
 SOURCE_FILE = STAGE2_SOURCE_FILE
 
-# Config fields that never change the trained prior: a resumed (or finished) run may be invoked with
-# other values. The decoding defaults only matter when sampling.
-_BOOKKEEPING_FIELDS = frozenset(
-    {
-        "stage2.log_every",
-        "stage2.checkpoint_every",
-        "stage2.max_steps",
-        "stage2.decoding_steps",
-        "stage2.temperature",
-        "stage2.choice_temperature",
-        "stage2.guidance",
-    }
-)
+# Fields that never change the trained prior (config.py tags them): a resumed (or finished) run may be
+# invoked with other values. The decoding fields only matter when sampling.
+_IGNORED = (NO_RESULT, STOP, SAMPLING)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -484,8 +483,7 @@ def check_same_prior_config(saved: RunConfig, cfg: RunConfig, *, source: str) ->
 
 
 def _prior_fields(cfg: RunConfig) -> dict[str, Any]:
-    fields = {"seed": cfg.seed, **{f"stage2.{k}": v for k, v in to_dict(cfg.stage2).items()}}
-    return {k: v for k, v in fields.items() if k not in _BOOKKEEPING_FIELDS}
+    return result_fields(cfg, sections=("seed", "stage2"), ignoring=_IGNORED)
 
 
 def _check_same_run(saved: RunConfig, cfg: RunConfig, path: Path) -> None:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from ncvqvae.config import RunConfig, replace
-from ncvqvae.experiments.pipeline import TIMINGS_NAME, _timed, read_timings, result_config
-from ncvqvae.rundir import read_machine
+from ncvqvae.config import RunConfig, replace, to_dict
+from ncvqvae.experiments import pipeline
+from ncvqvae.experiments.pipeline import TIMINGS_NAME, _timed, read_timings, result_config, run_pipeline
+from ncvqvae.rundir import DONE_NAME, read_machine
 from ncvqvae.training import machine_info
 
 
@@ -57,6 +58,30 @@ def test_result_config_ignores_bookkeeping_fields_only() -> None:
     assert result_config(same) == result_config(cfg)
     assert result_config(replace(cfg, **{"evaluation.cas_epochs": 3})) != result_config(cfg)
     assert result_config(replace(cfg, seed=1)) != result_config(cfg)
+    for changed in ({"evaluation.figures": False}, {"stage2.guidance": 2.0}, {"stage1.max_steps": 5}):
+        assert result_config(replace(cfg, **changed)) != result_config(cfg), changed
+    # the logging cadence changes no result either
+    assert result_config(
+        replace(cfg, **{"stage1.log_every": 1, "stage2.checkpoint_every": 3})
+    ) == result_config(cfg)
+
+
+def test_a_done_json_of_the_older_layout_still_marks_the_run_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DONE.json of before the field tags held every field but progress/device/tracker/preset/data_dir."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run was run again")
+
+    monkeypatch.setattr(pipeline, "open_tracker", refuse)
+    cfg = replace(RunConfig(), **{"data.n_train": 8})
+    old = {k: v for k, v in to_dict(cfg).items() if k not in ("progress", "device", "tracker", "preset")}
+    old["data"] = {k: v for k, v in old["data"].items() if k != "data_dir"}
+    (tmp_path / DONE_NAME).write_text(json.dumps({"summary": {"finished": "before"}, "config": old}))
+    assert run_pipeline(replace(cfg, device="cpu"), tmp_path, progress=False) == {"finished": "before"}
+    with pytest.raises(AssertionError, match="run again"):  # another result: the run is not finished
+        run_pipeline(replace(cfg, seed=1), tmp_path, progress=False)
 
 
 def test_each_step_that_works_records_its_machine(tmp_path: Path) -> None:

@@ -43,7 +43,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from ncvqvae.config import DECODING_KEYS, Decoding, EvaluationConfig, RunConfig, replace, to_dict
+from ncvqvae.config import (
+    DECODING_KEYS,
+    FIGURES,
+    NO_RESULT,
+    Decoding,
+    EvaluationConfig,
+    RunConfig,
+    replace,
+    result_fields,
+    to_dict,
+)
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.data.prepare import load_prepared
 from ncvqvae.errors import ConfigError, DataError
@@ -707,7 +717,11 @@ def _settings(
     ecfg: EvaluationConfig, run_cfg: RunConfig, data: PreparedData, checkpoint: Path, model: GenerativeModel
 ) -> dict[str, Any]:
     """Everything that determines the numbers (figures excluded): hashed to decide on reuse."""
-    numbers = {k: v for k, v in to_dict(ecfg).items() if k not in ("figures", "sample_batch_size")}
+    # the evaluation fields that change a number (config.py tags the others: figures, sample_batch_size)
+    numbers = {
+        name.removeprefix("evaluation."): value
+        for name, value in result_fields({"evaluation": to_dict(ecfg)}, ignoring=(NO_RESULT, FIGURES)).items()
+    }
     arithmetic = resolved(run_cfg.precision, model.device)  # "bf16" or "fp32", as computed
     key, recipe = evaluator_identity(data, ecfg, EVALUATOR_SEED, arithmetic)  # the stored one's, if pinned
     return {

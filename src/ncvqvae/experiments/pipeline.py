@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ncvqvae.config import RunConfig, replace, to_dict
+from ncvqvae.config import RunConfig, nest, replace, result_fields
 from ncvqvae.data.prepare import load_prepared
 from ncvqvae.evaluation.pipeline import evaluate_run
 from ncvqvae.experiments.report import run_summary, write_run_report
@@ -64,7 +64,8 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
     cfg = replace(cfg, progress=progress)
     if done_path.is_file():
         done = json.loads(done_path.read_text(encoding="utf-8"))
-        if done.get("config") == result_config(cfg):
+        # compared field by field, so that a DONE.json of an older version (more fields) still matches
+        if result_fields(done.get("config") or {}) == result_fields(cfg):
             log.info("%s is finished (%s): nothing to do", run.root, DONE_NAME)
             return dict(done["summary"])
         # Another config for a finished run: the stages refuse it if their fields differ; otherwise (an
@@ -109,17 +110,10 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
     return summary
 
 
-# Fields that never change a run's results: where and how it runs, and what it is called.
-_BOOKKEEPING = ("progress", "device", "tracker", "preset")
-
-
 def result_config(cfg: RunConfig) -> dict[str, Any]:
-    """The config as a dict without the bookkeeping fields (what a finished run is compared on)."""
-    data = {k: v for k, v in to_dict(cfg).items() if k not in _BOOKKEEPING}
-    data["data"] = {
-        k: v for k, v in data["data"].items() if k != "data_dir"
-    }  # where the files are, not which
-    return data
+    """The config as nested dicts without the fields that change no result (``config.NO_RESULT``: where
+    and how the run runs, what it is called, how often it logs): what a finished run is compared on."""
+    return nest(result_fields(cfg))
 
 
 _STARTED = TIMING_STARTED_SUFFIX  # when the running attempt of a step began (epoch seconds)
