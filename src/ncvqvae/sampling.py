@@ -3,18 +3,15 @@
 :func:`iter_samples` is the workhorse: it decodes ``batch_size`` sequences at a time (iterative MaskGIT
 decoding → codebook → decoder → ISTFT → optionally the data's original scale) and yields each batch on
 the CPU, so memory never grows with ``n``. :func:`sample` collects the batches into one tensor;
-:func:`write_samples` streams them into a file whose format follows its extension:
+:func:`write_samples` streams them into a file whose format follows its extension, through
+:func:`ncvqvae.data.formats.write_series_batches` (one batch in memory at a time, renamed into place
+atomically):
 
 - ``.npz``: arrays ``X`` (n, C, L) float32 and, when class-conditional, ``y`` (n,) holding the original
-  label values. Streamed: the batches go to a raw temporary file next to the target, which is then
-  copied into the (uncompressed) zip member behind its ``.npy`` header; the labels (8 bytes a series)
-  are the only thing kept in memory.
-- ``.npy``: ``X`` only (unconditional samples).
+  label values; ``.npy``: ``X`` only (unconditional samples).
 - ``.tsv`` (UCR: label first, tab-separated, univariate), ``.csv`` (label first when labelled), ``.ts``
-  (sktime/aeon, any number of channels), ``.arff``: each batch is formatted by
-  :func:`ncvqvae.data.formats.write_series` and its rows appended to a temporary file; the header
-  (``.ts``/``.arff``) is written last, from the labels seen, and the file is renamed into place
-  atomically. A synthetic set written this way is a dataset :func:`ncvqvae.data.load_dataset` reads back.
+  (sktime/aeon, any number of channels), ``.arff``. A synthetic set written this way is a dataset
+  :func:`ncvqvae.data.load_dataset` reads back.
 
 Labels are written as the dataset's original label values (``label_values`` recorded by stage 1), so a
 synthetic ECG5000 set carries the labels 1..5 like the real one.
@@ -25,8 +22,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import shutil
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,9 +30,8 @@ import numpy as np
 import torch
 
 from ncvqvae.config import Decoding
-from ncvqvae.data.formats import detect_format, normalise_labels, write_series
+from ncvqvae.data.formats import normalise_labels, write_series_batches
 from ncvqvae.errors import ConfigError, DataError
-from ncvqvae.home import atomic_path
 from ncvqvae.maskgit import decode_tokens
 from ncvqvae.precision import autocast, autocast_dtype
 from ncvqvae.stage2 import GenerativeModel
@@ -46,9 +40,6 @@ from ncvqvae.training import make_generator
 log = logging.getLogger(__name__)
 
 Classes = int | Sequence[int] | torch.Tensor | None
-
-_HEADER_FORMATS = ("ts", "arff")  # formats whose header precedes a "@data" line
-
 
 # --------------------------------------------------------------------------------------------------
 # Which classes
@@ -236,15 +227,17 @@ def write_samples(
             in a univariate format, labels for ``.npy``), or a sample is not finite.
     """
     path = Path(path)
-    fmt = detect_format(path, fmt)
     lookup = np.asarray([str(v) for v in label_values], dtype=object) if label_values else None
-    labelled = ((x.numpy(), _labels(y, lookup)) for x, y in batches)
-    if fmt in ("npz", "npy"):
-        n = _write_arrays(path, fmt, _checked(labelled, path))
-    else:
-        n = _write_text(path, fmt, _checked(labelled, path), name or path.stem)
+    labelled = ((_finite(x.numpy(), path), _labels(y, lookup)) for x, y in batches)
+    n = write_series_batches(path, labelled, fmt=fmt, name=name or path.stem)
     log.info("wrote %d samples to %s", n, path)
     return n
+
+
+def _finite(x: np.ndarray, path: Path) -> np.ndarray:
+    if not np.isfinite(x).all():  # a file format would store NaN as a missing value
+        raise DataError(f"{path}: refusing to write non-finite samples (the generator produced NaN/inf)")
+    return x
 
 
 def _labels(y: torch.Tensor | None, lookup: np.ndarray | None) -> np.ndarray | None:
@@ -252,94 +245,3 @@ def _labels(y: torch.Tensor | None, lookup: np.ndarray | None) -> np.ndarray | N
         return None
     ids = y.cpu().numpy()
     return lookup[ids] if lookup is not None else ids
-
-
-def _checked(batches: Iterable[tuple[np.ndarray, np.ndarray | None]], path: Path) -> Iterator:
-    labelled: bool | None = None
-    for x, y in batches:
-        if not np.isfinite(x).all():
-            raise DataError(f"{path}: refusing to write non-finite samples (the generator produced NaN/inf)")
-        if labelled is not None and labelled != (y is not None):
-            raise DataError(f"{path}: some batches have labels and some do not")
-        labelled = y is not None
-        yield x, y
-
-
-def _write_arrays(path: Path, fmt: str, batches: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> int:
-    """``.npz``/``.npy`` without holding X: raw bytes to a temporary file, then header + copy."""
-    n, shape, labels = 0, None, []
-    with atomic_path(path) as tmp:
-        raw = Path(f"{tmp}.raw")
-        try:
-            with open(raw, "wb") as fh:
-                for x, y in batches:
-                    if shape is not None and x.shape[1:] != shape:
-                        raise DataError(f"{path}: batches of shapes {shape} and {x.shape[1:]} in one file")
-                    shape = x.shape[1:]
-                    fh.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
-                    n += x.shape[0]
-                    if y is not None:
-                        labels.append(y)
-            if n == 0:
-                raise DataError(f"{path}: no samples to write")
-            if labels and fmt == "npy":
-                raise DataError(f"{path}: .npy holds one array and cannot store labels; use .npz")
-            header = {"descr": "<f4", "fortran_order": False, "shape": (n, *shape)}
-            if fmt == "npy":
-                with open(tmp, "wb") as out, open(raw, "rb") as src:
-                    np.lib.format.write_array_header_1_0(out, header)
-                    shutil.copyfileobj(src, out, 1 << 20)
-            else:
-                # the layout np.savez writes (stored members X.npy, y.npy), built member by member
-                with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                    with zf.open("X.npy", "w", force_zip64=True) as out, open(raw, "rb") as src:
-                        np.lib.format.write_array_header_1_0(out, header)
-                        shutil.copyfileobj(src, out, 1 << 20)
-                    if labels:
-                        with zf.open("y.npy", "w") as out:
-                            np.lib.format.write_array(out, normalise_labels(np.concatenate(labels)))
-        finally:
-            raw.unlink(missing_ok=True)
-    return n
-
-
-def _write_text(
-    path: Path, fmt: str, batches: Iterable[tuple[np.ndarray, np.ndarray | None]], name: str
-) -> int:
-    """Text formats: each batch's rows (by ``write_series``) appended to a body file; header last."""
-    n, shape, seen = 0, None, set()
-    has_header = fmt in _HEADER_FORMATS
-    with atomic_path(path) as tmp:
-        body, chunk = Path(f"{tmp}.body"), Path(f"{tmp}.chunk{path.suffix}")
-        try:
-            with open(body, "w", encoding="utf-8") as out:
-                for x, y in batches:
-                    write_series(chunk, x, y, fmt=fmt, name=name)
-                    text = chunk.read_text(encoding="utf-8")
-                    out.write(_after_data_line(text) if has_header else text)
-                    n, shape = n + x.shape[0], x.shape[1:]
-                    if y is not None:
-                        seen.update(str(v) for v in y.tolist())
-            if n == 0:
-                raise DataError(f"{path}: no samples to write")
-            with open(tmp, "w", encoding="utf-8") as final, open(body, encoding="utf-8") as src:
-                if has_header:
-                    # a prototype with one row per label seen gives the header of the whole set
-                    protos = sorted(seen)
-                    k = max(len(protos), 1)
-                    write_series(chunk, np.zeros((k, *shape), np.float32), protos or None, fmt=fmt, name=name)
-                    text = chunk.read_text(encoding="utf-8")
-                    final.write(text[: len(text) - len(_after_data_line(text))])
-                shutil.copyfileobj(src, final, 1 << 20)
-        finally:
-            body.unlink(missing_ok=True)
-            chunk.unlink(missing_ok=True)
-    return n
-
-
-def _after_data_line(text: str) -> str:
-    """The rows after the ``@data`` line of a ``.ts``/``.arff`` text."""
-    head, sep, rows = text.partition("\n@data\n")
-    if not sep:
-        raise DataError("internal: the writer produced no @data line")
-    return rows

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ncvqvae.data import Dataset, load_dataset, read_series, write_series
+from ncvqvae.data.formats import write_series_batches
 from ncvqvae.errors import DataError
 
 ALL_FORMATS = ("tsv", "csv", "txt", "ts", "arff", "npz")
@@ -191,3 +192,32 @@ def test_writers_are_atomic_and_leave_no_temporaries(tmp_path: Path) -> None:
         write_series(target, np.zeros((2, 1, 3)))
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tsv"]
+
+
+@pytest.mark.parametrize("ext", [*ALL_FORMATS, "npy"])
+def test_streamed_batches_make_the_file_write_series_makes(tmp_path: Path, ext: str) -> None:
+    X = _univariate(n=7)
+    y = None if ext == "npy" else np.array([3, 1, 2, 3, 1, 1, 2])
+    whole = read_series(write_series(tmp_path / f"whole.{ext}", X, y, name="toy"))
+    batches = [(X[i : i + 3], None if y is None else y[i : i + 3]) for i in range(0, 7, 3)]  # 3 + 3 + 1
+    assert write_series_batches(tmp_path / f"streamed.{ext}", iter(batches), name="toy") == 7
+    streamed = read_series(tmp_path / f"streamed.{ext}")
+    np.testing.assert_array_equal(streamed.X, whole.X)
+    np.testing.assert_array_equal(streamed.labels, whole.labels)
+    if ext in ("ts", "arff"):  # the header (classes, name) is the whole set's
+        assert (tmp_path / f"streamed.{ext}").read_text() == (tmp_path / f"whole.{ext}").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"streamed.{ext}", f"whole.{ext}"]  # no temporaries
+
+
+def test_streamed_batches_are_refused_when_they_do_not_make_one_set(tmp_path: Path) -> None:
+    x = np.zeros((2, 1, 4), np.float32)
+    for ext in ("npz", "ts"):
+        with pytest.raises(DataError, match="some batches have labels"):
+            write_series_batches(tmp_path / f"a.{ext}", [(x, np.array([1, 2])), (x, None)])
+        with pytest.raises(DataError, match="no samples"):
+            write_series_batches(tmp_path / f"b.{ext}", [])
+    with pytest.raises(DataError, match="shapes"):
+        write_series_batches(tmp_path / "c.npz", [(x, None), (np.zeros((2, 1, 5), np.float32), None)])
+    with pytest.raises(DataError, match="cannot store labels"):
+        write_series_batches(tmp_path / "d.npy", [(x, np.array([1, 2]))])
+    assert list(tmp_path.iterdir()) == []  # nothing left behind

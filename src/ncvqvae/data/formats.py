@@ -26,6 +26,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
+import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,6 +318,146 @@ def _arff_text(arr: np.ndarray, y: Any, path: Path, name: str) -> str:
         header.append("@attribute target {" + ",".join(classes) + "}")
         rows = [f"{row},{lab}" for row, lab in zip(rows, labels, strict=True)]
     return "\n".join([*header, "", "@data", *rows]) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Streaming writer
+# --------------------------------------------------------------------------------------------------
+
+Batch = tuple[np.ndarray, np.ndarray | None]  # (x (b, C, L), labels (b,) or None)
+_HEADER_FORMATS = ("ts", "arff")  # formats whose header precedes a "@data" line
+
+
+def write_series_batches(
+    path: str | os.PathLike[str],
+    batches: Iterable[Batch],
+    *,
+    fmt: str | None = None,
+    name: str | None = None,
+) -> int:
+    """Stream batches of series into one file, atomically, holding one batch at a time.
+
+    The file is the one :func:`write_series` would write for all the batches at once (and reads back
+    with :func:`read_series`):
+
+    - ``.npz`` / ``.npy``: each batch's float32 bytes go to a raw temporary file next to the target,
+      which is then copied behind the ``.npy`` header (into the uncompressed ``X.npy`` member of the
+      ``.npz``); only the labels are kept in memory.
+    - ``.tsv``, ``.csv``, ``.txt``, ``.ts``, ``.arff``: each batch is formatted by :func:`write_series`
+      and its rows appended to a temporary file; the header (``.ts``/``.arff``) is written last, from
+      the labels seen.
+
+    Args:
+        path: destination file (the format follows its extension, or ``fmt``).
+        batches: (x (b, C, L) float, labels (b,) or ``None``), all labelled or all unlabelled, one shape.
+        fmt: force a format regardless of the extension.
+        name: the ``.ts``/``.arff`` problem name (default: the file stem).
+
+    Returns:
+        The number of series written.
+
+    Raises:
+        DataError: what :func:`write_series` refuses, no batch at all, batches of other shapes, or some
+            batches labelled and others not.
+    """
+    path = Path(path)
+    fmt = detect_format(path, fmt)
+    if fmt in ("npz", "npy"):
+        return _write_arrays(path, fmt, _checked(batches, path))
+    return _write_text(path, fmt, _checked(batches, path), name or path.stem)
+
+
+def _checked(batches: Iterable[Batch], path: Path) -> Iterator[Batch]:
+    labelled: bool | None = None
+    for x, y in batches:
+        if labelled is not None and labelled != (y is not None):
+            raise DataError(f"{path}: some batches have labels and some do not")
+        labelled = y is not None
+        yield x, y
+
+
+def _write_arrays(path: Path, fmt: str, batches: Iterable[Batch]) -> int:
+    """``.npz``/``.npy`` without holding X: raw bytes to a temporary file, then header + copy."""
+    n, shape, labels = 0, None, []
+    with atomic_path(path) as tmp:
+        raw = Path(f"{tmp}.raw")
+        try:
+            with open(raw, "wb") as fh:
+                for x, y in batches:
+                    if shape is not None and x.shape[1:] != shape:
+                        raise DataError(f"{path}: batches of shapes {shape} and {x.shape[1:]} in one file")
+                    shape = x.shape[1:]
+                    fh.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
+                    n += x.shape[0]
+                    if y is not None:
+                        labels.append(y)
+            if n == 0:
+                raise DataError(f"{path}: no samples to write")
+            if labels and fmt == "npy":
+                raise DataError(f"{path}: .npy holds one array and cannot store labels; use .npz")
+            header = {"descr": "<f4", "fortran_order": False, "shape": (n, *shape)}
+            if fmt == "npy":
+                with open(tmp, "wb") as out, open(raw, "rb") as src:
+                    np.lib.format.write_array_header_1_0(out, header)
+                    shutil.copyfileobj(src, out, 1 << 20)
+            else:
+                # the layout np.savez writes (stored members X.npy, y.npy), built member by member
+                with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                    with zf.open("X.npy", "w", force_zip64=True) as out, open(raw, "rb") as src:
+                        np.lib.format.write_array_header_1_0(out, header)
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    if labels:
+                        with zf.open("y.npy", "w") as out:
+                            np.lib.format.write_array(out, normalise_labels(np.concatenate(labels)))
+        finally:
+            raw.unlink(missing_ok=True)
+    return n
+
+
+def _write_text(path: Path, fmt: str, batches: Iterable[Batch], name: str) -> int:
+    """Text formats: each batch's rows (by ``write_series``) appended to a body file; header last."""
+    n, shape, seen = 0, None, set()
+    missing = unequal = False  # what the .ts header says of the whole set
+    has_header = fmt in _HEADER_FORMATS
+    with atomic_path(path) as tmp:
+        body, chunk = Path(f"{tmp}.body"), Path(f"{tmp}.chunk{path.suffix}")
+        try:
+            with open(body, "w", encoding="utf-8") as out:
+                for x, y in batches:
+                    write_series(chunk, x, y, fmt=fmt, name=name)
+                    text = chunk.read_text(encoding="utf-8")
+                    out.write(_after_data_line(text) if has_header else text)
+                    n, shape = n + x.shape[0], x.shape[1:]
+                    missing |= bool(np.isnan(x).any())
+                    unequal |= bool(np.isnan(x[..., -1]).any())  # right-padded: the row is cut short
+                    if y is not None:
+                        seen.update(str(v) for v in y.tolist())
+            if n == 0:
+                raise DataError(f"{path}: no samples to write")
+            with open(tmp, "w", encoding="utf-8") as final, open(body, encoding="utf-8") as src:
+                if has_header:
+                    # a prototype with one row per label seen, and a NaN where the set has one (at the end
+                    # when a series is right-padded), gives the header of the whole set
+                    protos = sorted(seen)
+                    prototype = np.zeros((max(len(protos), 1), *shape), np.float32)
+                    if unequal or missing:
+                        prototype[0, 0, -1 if unequal else 0] = np.nan
+                    write_series(chunk, prototype, protos or None, fmt=fmt, name=name)
+                    text = chunk.read_text(encoding="utf-8")
+                    final.write(text[: len(text) - len(_after_data_line(text))])
+                shutil.copyfileobj(src, final, 1 << 20)
+        finally:
+            body.unlink(missing_ok=True)
+            chunk.unlink(missing_ok=True)
+    return n
+
+
+def _after_data_line(text: str) -> str:
+    """The rows after the ``@data`` line of a ``.ts``/``.arff`` text."""
+    head, sep, rows = text.partition("\n@data\n")
+    if not sep:
+        raise DataError("internal: the writer produced no @data line")
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------
