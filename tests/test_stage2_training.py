@@ -14,9 +14,17 @@ from ncvqvae.config import Decoding, RunConfig, Stage1Config, Stage2Config, repl
 from ncvqvae.data.dataset import PreparedData
 from ncvqvae.errors import CheckpointError, ConfigError, TrainingError
 from ncvqvae.models.tokenizer import build_tokenizer
+from ncvqvae.rundir import RunDir
 from ncvqvae.sampling import sample
 from ncvqvae.stage1 import load_stage1_checkpoint, load_tokenizer, train_stage1
-from ncvqvae.stage2 import TrainingTokens, build_prior, load_generator, read_source, train_stage2
+from ncvqvae.stage2 import (
+    TrainingTokens,
+    build_prior,
+    load_generator,
+    read_source,
+    stage2_config,
+    train_stage2,
+)
 from ncvqvae.training import file_sha256, load_checkpoint, read_metrics, save_checkpoint
 
 # 48 series, batch 16: 3 steps per epoch, 2 epochs; the kill at step 4 lands mid-epoch.
@@ -325,3 +333,18 @@ def test_class_dropout_and_the_thesis_variant(
     nc = build_tokenizer(nc_cfg, 1, 32)
     assert build_prior(thesis, nc, n_classes=3).variant == "codebook"
     assert replace(tiny_config(), **{"stage2.variant": "codebook"}).stage2.variant == "codebook"
+
+
+def test_stage2_config_starts_from_the_stage1_run_and_keeps_its_tokenizer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    trained = replace(RunConfig(), seed=3, **{"data.n_train": 40, "stage1.codebook_size": 16})
+    RunDir(tmp_path).write_config(trained)
+    cfg = stage2_config(tmp_path, fields={"stage2.epochs": 7, "seed": None}, overrides=["stage2.width=64"])
+    assert (cfg.seed, cfg.data, cfg.stage1) == (3, trained.data, trained.stage1)  # the stage-1 run's
+    assert (cfg.stage2.epochs, cfg.stage2.width) == (7, 64) and not caplog.records
+    # a preset brings stage-1 settings of its own: the tokenizer is the trained one all the same
+    with caplog.at_level("WARNING"):
+        cfg = stage2_config(tmp_path, preset="smoke", overrides=["stage1.lr=0.5"])
+    assert cfg.stage1 == trained.stage1 and cfg.stage2 == resolve_config(preset="smoke").stage2
+    assert "used as trained" in caplog.text

@@ -28,6 +28,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from ncvqvae.config import (
     Decoding,
     RunConfig,
     Stage2Config,
+    resolve_config,
     result_fields,
     to_dict,
 )
@@ -274,6 +276,31 @@ def train_stage2(
     os.replace(last_path, final_path)
     log.info("stage 2 finished: %s", final_path)
     return final_path
+
+
+def stage2_config(
+    stage1_dir: str | os.PathLike[str],
+    *,
+    preset: str | None = None,
+    files: Sequence[str | os.PathLike[str]] = (),
+    overrides: Sequence[str] = (),
+    fields: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """The config of a stage 2 over the trained stage 1 in ``stage1_dir``.
+
+    It starts from the stage-1 run's ``config.yaml`` (its data, seed and tokenizer settings); ``preset``,
+    ``files``, ``fields`` and ``overrides`` apply on top as in :func:`ncvqvae.config.resolve_config`.
+    The stage-1 section stays the trained tokenizer's: a preset's or file's own ``stage1`` settings would
+    misdescribe it, so they are dropped with a warning.
+    """
+    stage1_cfg = RunDir(stage1_dir).read_config()
+    cfg = resolve_config(
+        base=to_dict(stage1_cfg), preset=preset, files=list(files), fields=fields, overrides=list(overrides)
+    )
+    if cfg.stage1 != stage1_cfg.stage1:
+        log.warning("ignoring stage-1 settings: the tokenizer of %s is used as trained", stage1_dir)
+        cfg = dataclasses.replace(cfg, stage1=stage1_cfg.stage1)
+    return cfg
 
 
 def is_finished(cfg: RunConfig, run_dir: str | os.PathLike[str]) -> bool:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ncvqvae.config import resolve_config
 from ncvqvae.data.dataset import PreparedData
+from ncvqvae.evaluation import stage1 as stage1_module
 from ncvqvae.evaluation.stage1 import (
     codebook_stats,
     evaluate_stage1,
@@ -22,6 +23,7 @@ from ncvqvae.evaluation.stage1 import (
     reconstruction_error,
 )
 from ncvqvae.models.tokenizer import build_tokenizer
+from ncvqvae.rundir import update_results
 from ncvqvae.stage1 import train_stage1
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
@@ -162,3 +164,18 @@ def test_evaluate_run_merges_into_results_json(tmp_path: Path) -> None:
     assert record["checkpoint"].endswith("final.pt") and record["step"] == 2
     assert {"reconstruction", "probes", "codebook", "protocol"} <= record.keys()
     assert len(record["codebook"]["token_grid"]) == 8
+
+
+def test_stage1_results_are_read_when_stored_and_evaluated_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Path] = []
+
+    def fake_evaluate(run_dir: Path, **kwargs: object) -> dict:
+        calls.append(Path(run_dir))
+        update_results(run_dir, "stage1", {"probes": {"knn_accuracy": 0.5}})
+        return {"probes": {"knn_accuracy": 0.5}}
+
+    monkeypatch.setattr(stage1_module, "evaluate_stage1_run", fake_evaluate)
+    assert stage1_module.stage1_results(tmp_path) == {"probes": {"knn_accuracy": 0.5}} and calls == [tmp_path]
+    assert stage1_module.stage1_results(tmp_path) == {"probes": {"knn_accuracy": 0.5}} and len(calls) == 1

@@ -17,7 +17,6 @@ from pathlib import Path
 from ncvqvae.cli.common import add_config_options, add_data_dir_option, config_from_args
 from ncvqvae.config import RunConfig
 from ncvqvae.errors import CheckpointError
-from ncvqvae.rundir import read_results
 from ncvqvae.training import RunDir
 
 # The numbers printed after training (and by `ncvqvae evaluate stage1`), in this order.
@@ -94,14 +93,9 @@ def main(args: argparse.Namespace) -> int:
 
 def print_summary(run_dir: str | Path) -> None:
     """Print the run's stage-1 results (from results.json), computing them if they are missing."""
-    results = read_results(run_dir)
-    if "stage1" not in results:
-        from ncvqvae.evaluation.stage1 import evaluate_stage1_run
+    from ncvqvae.evaluation.stage1 import headline, stage1_results
 
-        results["stage1"] = evaluate_stage1_run(run_dir)
-    from ncvqvae.evaluation.stage1 import headline
-
-    stage1 = results["stage1"]
+    stage1 = stage1_results(run_dir)
     numbers = headline(stage1)
     split = stage1.get("reconstruction", {}).get("split", "test")
     print(f"stage-1 results ({split} split, step {stage1.get('step')}, {Path(run_dir) / 'results.json'}):")

@@ -15,14 +15,9 @@ command again resumes an interrupted stage 2 and does nothing for a finished one
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from ncvqvae.cli.common import add_config_options, config_from_args
-from ncvqvae.config import replace, to_dict
-from ncvqvae.training import RunDir
-
-log = logging.getLogger(__name__)
+from ncvqvae.cli.common import add_config_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,13 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ncvqvae.stage2 import train_stage2
+    from ncvqvae.stage2 import stage2_config, train_stage2
 
-    stage1_cfg = RunDir(args.stage1).read_config()
-    cfg = config_from_args(
-        args,
-        base=to_dict(stage1_cfg),
-        **{
+    cfg = stage2_config(
+        args.stage1,
+        preset=args.preset,
+        files=args.config or [],
+        overrides=args.overrides or [],
+        fields={
             "seed": args.seed,
             "stage2.epochs": args.epochs,
             "stage2.max_steps": args.max_steps,
@@ -61,10 +57,6 @@ def main(args: argparse.Namespace) -> int:
             "progress": False if args.no_progress else None,
         },
     )
-    if cfg.stage1 != stage1_cfg.stage1:
-        # the tokenizer is the trained one; a preset's stage-1 section must not misdescribe it
-        log.warning("ignoring stage-1 settings: the tokenizer of %s is used as trained", args.stage1)
-        cfg = replace(cfg, stage1=stage1_cfg.stage1)
     run_dir = Path(args.out) if args.out else Path(args.stage1)
     print(f"stage 2 run: {run_dir} (stage 1: {args.stage1})")
     final = train_stage2(cfg, run_dir, stage1_dir=args.stage1, resume=args.resume)

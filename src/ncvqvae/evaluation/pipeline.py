@@ -71,7 +71,7 @@ from ncvqvae.evaluation.metrics import (
     kid_subset_size,
 )
 from ncvqvae.evaluation.neighbours import class_prdc, memorisation, prdc, znormalise_series
-from ncvqvae.evaluation.stage1 import evaluate_stage1_run
+from ncvqvae.evaluation.stage1 import stage1_results
 from ncvqvae.evaluation.stage1_metrics import extract_features
 from ncvqvae.evaluation.utility import augmentation_utility
 from ncvqvae.models.stft import istft, stft
@@ -154,10 +154,7 @@ def evaluate_run(
     data = load_prepared(run_cfg.data, seed=run_cfg.seed)
     _check_data(data, run.root)
 
-    results = read_results(run.root)
-    if "stage1" not in results:
-        log.info("%s: stage-1 numbers missing; evaluating the tokenizer", run.root)
-        evaluate_stage1_run(run.root, device=device, data=data)
+    stage1_results(run.root, device=device, data=data)  # evaluated here when results.json has none
 
     checkpoint = resolve_stage2_checkpoint(run.root)
     model = load_generator(run.root, device=device)

@@ -8,6 +8,7 @@ checkpoint and config and writes ``results.json["stage1"]`` through :mod:`ncvqva
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -24,9 +25,11 @@ from ncvqvae.evaluation.stage1_metrics import frozen_eval as frozen_eval
 from ncvqvae.evaluation.stage1_metrics import headline as headline
 from ncvqvae.evaluation.stage1_metrics import probe_accuracy as probe_accuracy
 from ncvqvae.evaluation.stage1_metrics import reconstruction_error as reconstruction_error
-from ncvqvae.rundir import RunDir, update_results
+from ncvqvae.rundir import RunDir, read_results, update_results
 from ncvqvae.stage1 import load_stage1_checkpoint, tokenizer_from_checkpoint
 from ncvqvae.training import pick_device
+
+log = logging.getLogger(__name__)
 
 
 def evaluate_stage1_run(
@@ -57,3 +60,20 @@ def evaluate_stage1_run(
     record = stage1_record(results, checkpoint=checkpoint["path"], run_root=run.root, step=checkpoint["step"])
     update_results(run.root, "stage1", record)
     return record
+
+
+def stage1_results(
+    run_dir: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "auto",
+    data: PreparedData | None = None,
+) -> dict[str, Any]:
+    """A run's ``results.json["stage1"]``, evaluating the tokenizer first when it has none.
+
+    Args: as :func:`evaluate_stage1_run` (``device`` and ``data`` serve the evaluation only).
+    """
+    stored = read_results(run_dir).get("stage1")
+    if stored is not None:
+        return stored
+    log.info("%s: stage-1 numbers missing; evaluating the tokenizer", run_dir)
+    return evaluate_stage1_run(run_dir, device=device, data=data)
