@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ import yaml
 from ncvqvae.config import RunConfig, from_dict, to_dict
 from ncvqvae.data.generators import LEGACY_NAMES
 from ncvqvae.errors import CheckpointError, DataError
+from ncvqvae.experiments.variants import Variant
 from ncvqvae.home import atomic_write_json, atomic_write_text, file_lock
 
 log = logging.getLogger(__name__)
@@ -244,6 +246,36 @@ def read_raw_timings(run_dir: str | os.PathLike[str]) -> dict[str, float]:
 def read_timings(run_dir: str | os.PathLike[str]) -> dict[str, float]:
     """Seconds spent per step (``stage1``, ``stage2``, ``evaluation``), summed over attempts."""
     return {k: v for k, v in read_raw_timings(run_dir).items() if not k.endswith(TIMING_STARTED_SUFFIX)}
+
+
+RUNS_DIR = Path("runs")  # where commands put a run directory when no --out is given
+
+
+def dataset_slug(name: str) -> str:
+    """A folder name for a dataset name or path (``data/my.npz`` → ``my``)."""
+    stem = Path(name).stem if ("/" in name or os.sep in name or "." in name) else name
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", stem) or "dataset"
+
+
+def default_run_dir(cfg: RunConfig, *, legacy_stage1: bool = False) -> Path:
+    """The run directory of ``cfg`` when none is given: ``runs/<dataset>-<variant>-<preset>-s<seed>``,
+    e.g. ``runs/gen-twopatterns-vibcreg_warp-quick-s0`` (``custom`` when no preset was used).
+
+    ``legacy_stage1``: ``train stage1`` named its runs ``runs/<dataset>-<method>[-<aug>]-s<seed>`` before
+    both commands shared this name; such a directory, when it exists and the new one does not, is kept
+    (so that an interrupted run still resumes under its old name).
+    """
+    variant = Variant.from_config(cfg).name
+    path = RUNS_DIR / f"{dataset_slug(cfg.data.dataset)}-{variant}-{cfg.preset or 'custom'}-s{cfg.seed}"
+    if legacy_stage1 and not path.exists():
+        parts = [dataset_slug(cfg.data.dataset), cfg.stage1.method]
+        if cfg.stage1.method != "baseline":
+            parts.append("+".join(cfg.stage1.augmentation.names) or "none")
+        old = RUNS_DIR / f"{'-'.join(parts)}-s{cfg.seed}"
+        if old.is_dir():
+            log.info("using the existing run directory %s (the name train stage1 gave before)", old)
+            return old
+    return path
 
 
 def read_machine(run_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:

@@ -14,14 +14,24 @@ import pytest
 import torch
 
 from ncvqvae.cli import main
-from ncvqvae.cli.train_stage1 import default_run_dir
 from ncvqvae.config import resolve_config
+from ncvqvae.rundir import default_run_dir
 from ncvqvae.training import RunDir, load_checkpoint, read_metrics
 
 SMALL = [
-    "--preset", "smoke", "--set", "data.n_train=40", "--set", "data.n_test=30",
-    "--set", "stage1.hidden_dim=16", "--set", "stage1.n_res_blocks=1",
-    "--set", "stage1.batch_size=16", "--no-progress",
+    "--preset",
+    "smoke",
+    "--set",
+    "data.n_train=40",
+    "--set",
+    "data.n_test=30",
+    "--set",
+    "stage1.hidden_dim=16",
+    "--set",
+    "stage1.n_res_blocks=1",
+    "--set",
+    "stage1.batch_size=16",
+    "--no-progress",
 ]
 
 
@@ -30,9 +40,25 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thr
 
 def test_train_then_rerun_then_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    argv = ["train", "stage1", "--dataset", "gen-twopatterns", "--method", "barlowtwins",
-            "--aug", "slice,gauss", "--seed", "2", "--epochs", "2", "--max-steps", "3", "--out", str(out),
-            *SMALL]
+    argv = [
+        "train",
+        "stage1",
+        "--dataset",
+        "gen-twopatterns",
+        "--method",
+        "barlowtwins",
+        "--aug",
+        "slice,gauss",
+        "--seed",
+        "2",
+        "--epochs",
+        "2",
+        "--max-steps",
+        "3",
+        "--out",
+        str(out),
+        *SMALL,
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"stage 1 run: {out}" in printed and "knn_accuracy" in printed and "recon" in printed
@@ -69,11 +95,21 @@ def test_user_errors_exit_with_status_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert "config.yaml" in capsys.readouterr().err
 
 
-def test_default_run_directory_names() -> None:
+def test_default_run_directory_names_are_the_same_for_train_stage1_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: one name for both commands; an old train-stage1 directory is still found to resume."""
+    monkeypatch.chdir(tmp_path)
     cfg = resolve_config(overrides=["data.dataset=ECG5000", "stage1.method=vibcreg", "seed=1"])
-    assert default_run_dir(cfg) == Path("runs/ECG5000-vibcreg-warp-s1")
-    cfg = resolve_config(overrides=["data.dataset=/data/my.series.npz", "stage1.method=baseline"])
-    assert default_run_dir(cfg) == Path("runs/my.series-baseline-s0")
+    assert default_run_dir(cfg) == Path("runs/ECG5000-vibcreg_warp-custom-s1")
+    assert default_run_dir(cfg, legacy_stage1=True) == Path("runs/ECG5000-vibcreg_warp-custom-s1")
+    (tmp_path / "runs" / "ECG5000-vibcreg-warp-s1").mkdir(parents=True)  # made by an older train stage1
+    assert default_run_dir(cfg, legacy_stage1=True) == Path("runs/ECG5000-vibcreg-warp-s1")
+    assert default_run_dir(cfg) == Path("runs/ECG5000-vibcreg_warp-custom-s1")  # run never took it
+    cfg = resolve_config(
+        preset="quick", overrides=["data.dataset=/data/my.series.npz", "stage1.method=baseline"]
+    )
+    assert default_run_dir(cfg) == Path("runs/my.series-baseline-quick-s0")
 
 
 @pytest.mark.slow
@@ -83,9 +119,24 @@ def test_kill_9_then_rerun_ends_like_an_uninterrupted_run(tmp_path: Path) -> Non
 
     def command(out: Path) -> list[str]:
         entry = "import sys; from ncvqvae.cli import main; sys.exit(main(sys.argv[1:]))"
-        return [sys.executable, "-c", entry, "train", "stage1", "--dataset", "gen-twopatterns",
-                "--epochs", "40", "--out", str(out), *SMALL, "--set", "stage1.max_steps=null",
-                "--set", "stage1.checkpoint_every=5"]
+        return [
+            sys.executable,
+            "-c",
+            entry,
+            "train",
+            "stage1",
+            "--dataset",
+            "gen-twopatterns",
+            "--epochs",
+            "40",
+            "--out",
+            str(out),
+            *SMALL,
+            "--set",
+            "stage1.max_steps=null",
+            "--set",
+            "stage1.checkpoint_every=5",
+        ]
 
     subprocess.run(command(tmp_path / "straight"), env=env, check=True, capture_output=True)
     killed = tmp_path / "killed"

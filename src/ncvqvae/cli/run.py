@@ -18,6 +18,7 @@ from typing import Any
 
 from ncvqvae.cli.common import add_config_options, add_data_dir_option, config_from_args
 from ncvqvae.config import RunConfig
+from ncvqvae.rundir import default_run_dir
 
 DEFAULT_PRESET = "quick"
 
@@ -68,14 +69,6 @@ def run_config(args: argparse.Namespace) -> RunConfig:
             "progress": False if args.no_progress else None,
         },
     )
-
-
-def default_run_dir(cfg: RunConfig) -> Path:
-    """``runs/<dataset>-<variant>-<preset>-s<seed>``, e.g. ``runs/gen-twopatterns-vibcreg_warp-quick-s0``."""
-    from ncvqvae.experiments.sweep import Variant, dataset_slug
-
-    variant = Variant.from_config(cfg).name
-    return Path("runs") / f"{dataset_slug(cfg.data.dataset)}-{variant}-{cfg.preset or 'custom'}-s{cfg.seed}"
 
 
 def main(args: argparse.Namespace) -> int:

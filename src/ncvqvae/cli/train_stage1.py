@@ -15,8 +15,8 @@ import argparse
 from pathlib import Path
 
 from ncvqvae.cli.common import add_config_options, add_data_dir_option, config_from_args
-from ncvqvae.config import RunConfig
 from ncvqvae.errors import CheckpointError
+from ncvqvae.rundir import default_run_dir
 from ncvqvae.training import RunDir
 
 # The numbers printed after training (and by `ncvqvae evaluate stage1`), in this order.
@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps", type=int, help="stop after N steps (schedule unchanged)")
-    parser.add_argument("--out", help="run directory (default: runs/<dataset>-<method>[-<aug>]-s<seed>)")
+    parser.add_argument(
+        "--out", help="run directory (default: runs/<dataset>-<variant>-<preset>-s<seed>, as ncvqvae run)"
+    )
     parser.add_argument("--device", help="auto (cuda if present), cpu, cuda, cuda:1, ...")
     parser.add_argument(
         "--resume", action=argparse.BooleanOptionalAction, default=None,
@@ -49,17 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_dir_option(parser)
     add_config_options(parser)
     parser.set_defaults(func=main)
-
-
-def default_run_dir(cfg: RunConfig) -> Path:
-    """``runs/<dataset>-<method>-<aug>-s<seed>`` (no augmentation part for the baseline)."""
-    dataset = cfg.data.dataset
-    if "/" in dataset or "." in dataset:  # a file: its name without folder and suffix
-        dataset = Path(dataset).stem
-    parts = [dataset, cfg.stage1.method]
-    if cfg.stage1.method != "baseline":
-        parts.append("+".join(cfg.stage1.augmentation.names) or "none")
-    return Path("runs") / f"{'-'.join(parts)}-s{cfg.seed}"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -80,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
             "progress": False if args.no_progress else None,
         },
     )
-    run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    run_dir = Path(args.out) if args.out else default_run_dir(cfg, legacy_stage1=True)
     run = RunDir(run_dir)
     if args.resume and not (run.is_finished("stage1") or run.checkpoint_path("stage1", "last").is_file()):
         raise CheckpointError(f"{run_dir}: --resume given, but there is no stage-1 checkpoint to resume")

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import time
@@ -48,7 +47,7 @@ from ncvqvae.experiments.variants import AUGMENTATIONS as AUGMENTATIONS
 from ncvqvae.experiments.variants import METHODS as METHODS
 from ncvqvae.experiments.variants import Variant
 from ncvqvae.home import atomic_write_json, atomic_write_text, file_lock
-from ncvqvae.rundir import DONE_NAME, FAILED_NAME
+from ncvqvae.rundir import DONE_NAME, FAILED_NAME, dataset_slug
 from ncvqvae.rundir import run_status as cell_status  # done, failed, partial or pending
 from ncvqvae.training import progress as progress_bar
 
@@ -324,12 +323,6 @@ def with_overrides(spec: SweepSpec, overrides: Sequence[str] = (), **executor: A
         data["dataset_overrides"] = {d: merge(o, extra) for d, o in data["dataset_overrides"].items()}
     data["executor"] = {**data["executor"], **{k: v for k, v in executor.items() if v is not None}}
     return spec_from_dict(data, source=f"sweep {spec.name!r}")
-
-
-def dataset_slug(name: str) -> str:
-    """A folder name for a dataset name or path (``data/my.npz`` → ``my``)."""
-    stem = Path(name).stem if ("/" in name or os.sep in name or "." in name) else name
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", stem) or "dataset"
 
 
 # --------------------------------------------------------------------------------------------------
