@@ -78,8 +78,11 @@ def test_a_done_json_of_the_older_layout_still_marks_the_run_finished(
     cfg = replace(RunConfig(), **{"data.n_train": 8})
     old = {k: v for k, v in to_dict(cfg).items() if k not in ("progress", "device", "tracker", "preset")}
     old["data"] = {k: v for k, v in old["data"].items() if k != "data_dir"}
+    del old["evaluation"]["utility_steps"], old["evaluation"]["evaluator_path"]  # added since, at defaults
     (tmp_path / DONE_NAME).write_text(json.dumps({"summary": {"finished": "before"}, "config": old}))
     assert run_pipeline(replace(cfg, device="cpu"), tmp_path, progress=False) == {"finished": "before"}
+    with pytest.raises(AssertionError, match="run again"):  # a new field away from its default: not finished
+        run_pipeline(replace(cfg, **{"evaluation.utility_steps": 5}), tmp_path, progress=False)
     with pytest.raises(AssertionError, match="run again"):  # another result: the run is not finished
         run_pipeline(replace(cfg, seed=1), tmp_path, progress=False)
 

@@ -65,7 +65,7 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
     if done_path.is_file():
         done = json.loads(done_path.read_text(encoding="utf-8"))
         # compared field by field, so that a DONE.json of an older version (more fields) still matches
-        if result_fields(done.get("config") or {}) == result_fields(cfg):
+        if recorded_result_fields(done.get("config") or {}) == result_fields(cfg):
             log.info("%s is finished (%s): nothing to do", run.root, DONE_NAME)
             return dict(done["summary"])
         # Another config for a finished run: the stages refuse it if their fields differ; otherwise (an
@@ -108,6 +108,13 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
         },
     )
     return summary
+
+
+def recorded_result_fields(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A finished run's recorded config as :func:`config.result_fields`, where a field added since it was
+    recorded counts at its default (a new field's default keeps the older behaviour)."""
+    fields = result_fields(recorded)
+    return {**{k: v for k, v in result_fields(RunConfig()).items() if k not in fields}, **fields}
 
 
 def result_config(cfg: RunConfig) -> dict[str, Any]:
