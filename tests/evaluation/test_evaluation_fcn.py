@@ -208,7 +208,8 @@ def test_an_exported_evaluator_is_used_instead_of_the_cache_and_checked_against_
     assert evaluator_info(data, other)["key"] == info["key"]
     assert evaluator_identity(data, other) == (info["key"], info["recipe"])
     assert evaluator_identity(data, TINY)[0] == evaluator_key(data, TINY)
-    with pytest.raises(DataError, match="evaluation.evaluator_path: .* the prepared data differ"):
-        get_evaluator(_prepared("pinned", n=40), other)
+    for call in (get_evaluator, evaluator_info):
+        with pytest.raises(DataError, match="evaluation.evaluator_path: .* the prepared data differ"):
+            call(_prepared("pinned", n=40), other)
     with pytest.raises(ConfigError, match="evaluation.evaluator_path: .*expected a folder with fcn.pt"):
         get_evaluator(data, replace(TINY, evaluator_path=str(tmp_path / "missing")))

@@ -115,6 +115,32 @@ def test_rerun_with_the_same_settings_reuses_everything(
     assert stamps == {name: (run_dir / FIGURES_DIR / name).stat().st_mtime_ns for name in FIGURE_NAMES}
 
 
+def test_the_stored_evaluator_and_new_fields_at_their_default_keep_the_results(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The same evaluator given by evaluation.evaluator_path (by any spelling of the path), and
+    utility_steps at its default (a field added since results were first hashed), reuse the numbers."""
+    from ncvqvae.config import replace
+    from ncvqvae.evaluation.evaluator import export_evaluator
+    from ncvqvae.training import RunDir
+
+    first = evaluate_run(run_dir, device="cpu", figures=False, progress=False)
+    exported = export_evaluator(first["generation"]["evaluator"], tmp_path / "ev")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(pipeline, "get_evaluator", refuse)
+    base = RunDir(run_dir).read_config().evaluation
+    for path in (str(exported), str(tmp_path / "." / "ev")):
+        pinned = replace(base, evaluator_path=path, utility_steps=None)
+        again = evaluate_run(run_dir, cfg=pinned, device="cpu", figures=False, progress=False)
+        assert again["generation"]["settings_hash"] == first["generation"]["settings_hash"]
+    changed = replace(base, utility=True, utility_steps=1, kid=False, prdc=False, memorisation=False)
+    with pytest.raises(AssertionError, match="recomputed"):  # a set value is a new setting
+        evaluate_run(run_dir, cfg=changed, run_cas=False, figures=False, progress=False)
+
+
 def test_changed_settings_recompute_and_equal_settings_reproduce(run_dir: Path) -> None:
     options = {"device": "cpu", "n_samples": 16, "run_cas": False, "figures": False, "progress": False}
     gen = evaluate_run(run_dir, **options)["generation"]

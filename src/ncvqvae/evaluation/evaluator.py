@@ -106,6 +106,7 @@ def evaluator_info(
     if cfg.evaluator_path:
         entry = _pinned_entry(cfg.evaluator_path)
         info = json.loads((entry / "info.json").read_text(encoding="utf-8"))
+        _check_pinned(entry, info, data)
         return {**info, "path": str(entry), "cached": True, "pinned": True}
     entry = evaluator_dir(data, cfg, seed, precision)
     info_path = entry / "info.json"
@@ -181,6 +182,12 @@ def pinned_evaluator(
     """
     entry = _pinned_entry(path)
     model, info = _load(entry, device)
+    _check_pinned(entry, info, data)
+    _warn_if_near_chance(data, info)
+    return model, {**info, "path": str(entry), "cached": True, "pinned": True}
+
+
+def _check_pinned(entry: Path, info: dict[str, Any], data: PreparedData) -> None:
     if info.get("data_sha256") != data_sha256(data):
         raise DataError(
             f"evaluation.evaluator_path: {entry} holds the evaluator of {info.get('dataset')!r} "
@@ -189,8 +196,6 @@ def pinned_evaluator(
             f"({data.X_train.shape[0]} / {data.X_test.shape[0]}, {data.normalization}): the prepared data "
             "differ"
         )
-    _warn_if_near_chance(data, info)
-    return model, {**info, "path": str(entry), "cached": True, "pinned": True}
 
 
 def _pinned_entry(path: str | os.PathLike[str]) -> Path:

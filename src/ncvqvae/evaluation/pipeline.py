@@ -710,6 +710,11 @@ def _evaluation_config(
     return replace(ecfg, **changes) if changes else ecfg
 
 
+# Evaluation fields added after results were first stored: left out of the settings hash while they hold
+# their default (None), so that the stored results of older runs are still reused.
+_HASHED_WHEN_SET = ("utility_steps",)
+
+
 def _settings(
     ecfg: EvaluationConfig, run_cfg: RunConfig, data: PreparedData, checkpoint: Path, model: GenerativeModel
 ) -> dict[str, Any]:
@@ -719,6 +724,10 @@ def _settings(
         name.removeprefix("evaluation."): value
         for name, value in result_fields({"evaluation": to_dict(ecfg)}, ignoring=(NO_RESULT, FIGURES)).items()
     }
+    numbers.pop("evaluator_path", None)  # where the stored evaluator lies: its key and recipe below say which
+    for name in _HASHED_WHEN_SET:  # added since results were first hashed: at the default, hashes stay
+        if numbers.get(name) is None:
+            numbers.pop(name, None)
     arithmetic = resolved(run_cfg.precision, model.device)  # "bf16" or "fp32", as computed
     key, recipe = evaluator_identity(data, ecfg, EVALUATOR_SEED, arithmetic)  # the stored one's, if pinned
     return {
