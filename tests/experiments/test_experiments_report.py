@@ -309,6 +309,38 @@ def test_two_priors_give_per_prior_tables_the_thesis_pairing_and_count_each_toke
     assert "## Runs" in text
 
 
+def test_the_thesis_pairing_alone_is_one_view_and_the_counts_follow_each_view(tmp_path: Path) -> None:
+    """stage2.variant: thesis resolves to token (baseline) and codebook (NC), but no tokenizer is under two
+    priors: one set of tables. With both priors per tokenizer, the NC-win counts are per view."""
+    _prior_run(tmp_path / "a" / "base", "baseline", "thesis", fid=3.0, recon=0.05)
+    _prior_run(tmp_path / "a" / "nc", "vibcreg", "thesis", fid=1.0, recon=0.06)
+    df = collect(tmp_path / "a")
+    assert sorted(df["prior"]) == ["codebook", "token"]
+    assert [label for label, _ in prior_views(df)] == [""]
+    _prior_run(tmp_path / "b" / "token" / "base", "baseline", "token", fid=3.0, recon=0.05)
+    _prior_run(tmp_path / "b" / "token" / "nc", "vibcreg", "token", fid=4.0, recon=0.06)
+    _prior_run(tmp_path / "b" / "codebook" / "base", "baseline", "codebook", fid=2.0, recon=0.05)
+    _prior_run(tmp_path / "b" / "codebook" / "nc", "vibcreg", "codebook", fid=1.0, recon=0.06)
+    text = to_markdown(report_blocks(collect(tmp_path / "b"), [], "t"))
+    assert "| FID (token prior for every variant) | 0 of 1 |" in text
+    assert "| FID (full-embedding prior for every variant) | 1 of 1 |" in text
+    assert "| reconstruction error (test) | 0 of 1 |" in text  # the tokenizers once: 0.06 > 0.05
+
+
+def test_a_tokenizer_counts_once_from_its_best_record(tmp_path: Path) -> None:
+    """The same stage 1 under two priors: the finished run with stage-1 numbers is the one counted,
+    whichever comes first on disk; a tokenizer trained again (another checkpoint) is its own row."""
+    _prior_run(tmp_path / "codebook" / "base", "baseline", "codebook", fid=2.0, recon=0.05)
+    _prior_run(tmp_path / "token" / "base", "baseline", "token", fid=3.0, recon=0.07)
+    (tmp_path / "codebook" / "base" / DONE_NAME).unlink()  # the first one on disk is unfinished
+    for prior in ("codebook", "token"):
+        atomic_write_json(tmp_path / prior / "base" / "stage2" / "source.json", {"sha256": "ab" * 32})
+    rows = tokenizer_rows(collect(tmp_path))
+    assert list(rows["recon"]) == [pytest.approx(0.07)]
+    atomic_write_json(tmp_path / "codebook" / "base" / "stage2" / "source.json", {"sha256": "cd" * 32})
+    assert len(tokenizer_rows(collect(tmp_path))) == 2
+
+
 def test_one_prior_keeps_the_plain_tables(sweep_dir: Path) -> None:
     df = collect(sweep_dir)
     assert [label for label, _ in prior_views(df)] == [""]

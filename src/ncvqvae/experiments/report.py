@@ -143,8 +143,13 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         # the prior the run trained ("thesis" resolved: token for the baseline, codebook for NC)
         "prior": prior_variant(cfg.stage2.variant, nc=variant.method != "baseline") if has_stage2 else "",
         # bf16 autocast or fp32 ("precision" is the k-NN manifold metric's column)
-        "arithmetic": str(results.get("stage1", {}).get("precision", "")),
+        "arithmetic": str(
+            results.get("stage1", {}).get("precision")
+            or results.get("generation", {}).get("protocol", {}).get("precision", "")
+        ),
         "machine": machine_text(read_machine(run_dir)),
+        "tokenizer": _tokenizer_id(RunDir(run_dir)),
+        "evaluator": str(results.get("generation", {}).get("evaluator", {}).get("key", ""))[:8],
         "status": run_status(run_dir),
     }
     for column, (key, _label, _better) in {**HEADLINE, **EXTRA}.items():
@@ -170,6 +175,15 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         row["error"] = failure.get("error", "")
     row.update({k: v for k, v in metrics.items() if k not in row})
     return row
+
+
+def _tokenizer_id(run: RunDir) -> str:
+    """The first 12 hex digits of the stage-1 checkpoint's sha256 the prior was trained on (``""`` when the
+    run has no ``stage2/source.json``): tells a shared tokenizer from a retrained one."""
+    try:
+        return str(json.loads(run.source_path.read_text(encoding="utf-8")).get("sha256") or "")[:12]
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def machine_text(machine: Mapping[str, Mapping[str, Any]]) -> str:
@@ -677,21 +691,43 @@ PRIOR_LABELS = {"token": "token prior", "codebook": "full-embedding prior"}
 
 
 def tokenizer_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per tokenizer: runs sharing dataset, variant and seed (one stage 1 under several priors)
-    count once in the stage-1 tables."""
-    return df.drop_duplicates(["dataset", "variant", "seed"]) if len(df) else df
+    """One row per tokenizer: runs of one stage 1 under several priors (same dataset, variant, seed and
+    stage-1 checkpoint) count once in the stage-1 tables, taken from a finished run that has its numbers.
+    A tokenizer trained again (another checkpoint hash) is another row."""
+    if not len(df) or "tokenizer" not in df.columns:
+        return df
+    key = ["dataset", "variant", "seed"]
+    # runs that name no checkpoint join the tokenizer of their cell when it has exactly one
+    known = (
+        df[df["tokenizer"] != ""]
+        .groupby(key)["tokenizer"]
+        .agg(lambda t: t.iloc[0] if t.nunique() == 1 else "")
+    )
+    tokenizer = [
+        t or known.get(tuple(k), "") for t, *k in zip(df["tokenizer"], *(df[c] for c in key), strict=True)
+    ]
+    rank = (df["status"] != "done").astype(int) + df["recon"].isna().astype(int)  # best record first
+    ordered = df.assign(_tokenizer=tokenizer, _rank=rank).sort_values("_rank", kind="stable")
+    kept = ordered.drop_duplicates([*key, "_tokenizer"]).sort_index()
+    return kept.drop(columns=["_tokenizer", "_rank"])
 
 
 def prior_views(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """The runs the generation tables are made of, per prior.
 
-    With one prior (or none) there is one view, labelled ``""``. With several, one view per prior (every
+    With one prior (or none), or when no tokenizer was trained under two (``stage2.variant: thesis`` gives
+    the baseline the token prior and NC the full-embedding one), there is one view, labelled ``""``.
+    Otherwise, one view per prior (every
     variant under the same prior, SPEC §4: "compare variants with the same prior") and, when both the token
     and the full-embedding prior are there, the thesis' pairing (token for the baseline, full-embedding
     for NC), which changes the tokenizer and the prior at once.
     """
     priors = [p for p in dict.fromkeys(df["prior"]) if p] if "prior" in df.columns and len(df) else []
-    if len(priors) <= 1:
+    shared = (
+        len(df)
+        and (df[df["prior"] != ""].groupby(["dataset", "variant", "seed"])["prior"].nunique() > 1).any()
+    )
+    if len(priors) <= 1 or not shared:  # one prior, or each tokenizer under one (the thesis' pairing alone)
         return [("", df)]
     priors.sort(key=lambda p: (list(PRIOR_LABELS).index(p) if p in PRIOR_LABELS else len(PRIOR_LABELS), p))
     views = [(f"{PRIOR_LABELS.get(p, p + ' prior')} for every variant", df[df["prior"] == p]) for p in priors]
@@ -833,13 +869,16 @@ def _runs_blocks(df: pd.DataFrame) -> list[Block]:
                 _minutes(r.stage2_s),
                 _minutes(r.evaluation_s),
                 _fmt(getattr(r, "evaluator_accuracy", math.nan)),
+                r.evaluator or "–",
             ]
         )
     header = ["dataset", "variant", "seed", "prior", "status", "machine", "arithmetic"]
-    header += ["stage 1 (min)", "stage 2 (min)", "evaluation (min)", "evaluator accuracy"]
+    header += ["stage 1 (min)", "stage 2 (min)", "evaluation (min)", "evaluator accuracy", "evaluator"]
     text = (
         "Wall time per step in minutes (a run whose stage 1 came from another run of the same tokenizer "
-        "shows none); the machine and arithmetic (bf16 autocast or fp32) each run's steps used."
+        "shows none); the machine and arithmetic (bf16 autocast or fp32) each run's steps used (the last "
+        "attempt's, for a step resumed elsewhere); the evaluator's key (FID and IS compare between runs "
+        "of one evaluator)."
     )
     return [("h2", "Runs"), ("p", text), ("table", header, rows)]
 
