@@ -7,9 +7,11 @@ token prior, then the full-embedding prior ``codebook``), this runs
         --set stage2.variant=PRIOR --out runs/thesis-budget/PRIOR/DATASET/VARIANT/seedSEED
 
 Stage 1 is trained once per cell: the second prior's run directory gets the first one's finished
-``stage1/`` as hard links (and its ``config.yaml``), so its pipeline skips stage 1 and trains only the prior
-(the stages still compare the configs and refuse a different stage-1 config). The stage-1 wall time is
-therefore in the first prior's ``timings.json`` only.
+``stage1/`` as hard links (with its ``config.yaml`` and stage-1 results), so its pipeline skips stage 1 and
+trains only the prior (the stages still compare the configs and refuse a different stage-1 config). The
+stage-1 wall time is therefore in the first prior's ``timings.json`` only. Where the first prior's cell is
+kept from an earlier session but its checkpoint is gone, stage 1 is trained again (said so; a separate
+tokenizer in the reports).
 
 Each finished cell's results (``results.json``, ``config.yaml``, ``timings.json``, ``DONE.json``,
 ``report.md``, the stages' ``metrics.jsonl``; never checkpoints or samples) are copied to
@@ -17,7 +19,8 @@ Each finished cell's results (``results.json``, ``config.yaml``, ``timings.json`
 once, so that a later session adds cells instead of redoing them. A cell whose results are already there
 is skipped.
 
-Every cell of a dataset is scored by one FCN evaluator: the first finished cell's is stored in
+Every cell of a dataset from the first stored evaluator on is scored by it: the first finished cell's is
+stored in
 ``benchmarks/results/thesis-budget/evaluators/DATASET/`` (``fcn.pt``, about 1 MB, and ``info.json``) and
 committed with it, and later cells, on any machine and in any session, run with
 ``evaluation.evaluator_path`` set to it (the thesis likewise used one published FCN per dataset). These are
@@ -51,6 +54,7 @@ from pathlib import Path
 from ncvqvae.experiments.report import write_report
 from ncvqvae.experiments.variants import Variant
 from ncvqvae.home import atomic_write_text
+from ncvqvae.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 KEPT = ROOT / "benchmarks" / "results" / "thesis-budget"
@@ -81,6 +85,12 @@ def link_stage1(src: Path, dst: Path) -> None:
     shutil.copytree(src / "stage1", dst / "stage1", copy_function=os.link)
     if not (dst / "config.yaml").exists():
         shutil.copy2(src / "config.yaml", dst / "config.yaml")
+    # the stage-1 numbers and the machine they came from, so that the probes are not run again
+    for name in ("results.json", "machine.json"):
+        if (src / name).is_file() and not (dst / name).exists():
+            record = json.loads((src / name).read_text(encoding="utf-8"))
+            if "stage1" in record:
+                atomic_write_text(dst / name, json.dumps({"stage1": record["stage1"]}, indent=2))
 
 
 def keep(run_dir: Path, kept_dir: Path) -> list[Path]:
@@ -141,7 +151,11 @@ def run_cell(
     dataset, variant_name, seed_text = spec.split(":")
     seed = int(seed_text)
     variant = Variant.parse(variant_name, source=spec)
-    first: Path | None = None
+    # a finished stage 1 of this cell under any prior (another queue may have trained it)
+    first = next(
+        (d for d in runs.glob(f"*/{dataset}/{variant.name}/seed{seed}") if RunDir(d).is_finished("stage1")),
+        None,
+    )
     for prior in priors:
         where = cell_path(prior, dataset, variant.name, seed)
         run_dir, kept_dir = runs / where, kept / where
@@ -151,6 +165,12 @@ def run_cell(
             continue
         if first is not None:
             link_stage1(first, run_dir)
+        elif any((kept / p / dataset / variant.name / f"seed{seed}" / "DONE.json").is_file() for p in priors):
+            print(
+                f"{where}: the other prior's stage 1 is kept but its checkpoint is not here: stage 1 is "
+                "trained again (another tokenizer; stage2/source.json's hash tells them apart in reports)",
+                flush=True,
+            )
         cmd = [sys.executable, "-m", "ncvqvae", "--threads", str(threads), "run", "--preset", "thesis"]
         cmd += ["--dataset", dataset, "--method", variant.method, "--seed", str(seed)]
         if variant.augmentations:

@@ -32,7 +32,6 @@ import yaml
 from ncvqvae.config import RunConfig, from_dict, to_dict
 from ncvqvae.data.generators import LEGACY_NAMES
 from ncvqvae.errors import CheckpointError, DataError
-from ncvqvae.experiments.variants import Variant
 from ncvqvae.home import atomic_write_json, atomic_write_text, file_lock
 
 log = logging.getLogger(__name__)
@@ -257,25 +256,35 @@ def dataset_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", stem) or "dataset"
 
 
-def default_run_dir(cfg: RunConfig, *, legacy_stage1: bool = False) -> Path:
+def default_run_dir(cfg: RunConfig, variant: str, *, legacy_stage1: bool = False) -> Path:
     """The run directory of ``cfg`` when none is given: ``runs/<dataset>-<variant>-<preset>-s<seed>``,
     e.g. ``runs/gen-twopatterns-vibcreg_warp-quick-s0`` (``custom`` when no preset was used).
 
-    ``legacy_stage1``: ``train stage1`` named its runs ``runs/<dataset>-<method>[-<aug>]-s<seed>`` before
-    both commands shared this name; such a directory, when it exists and the new one does not, is kept
-    (so that an interrupted run still resumes under its old name).
+    Args:
+        cfg: the run's config.
+        variant: its variant's table name (``experiments.variants.Variant.from_config(cfg).name``; the
+            variants live above this module).
+        legacy_stage1: ``train stage1`` named its runs ``runs/<dataset>-<method>[-<aug>]-s<seed>`` before
+            both commands shared this name; such a directory of the same preset, when it exists and the
+            new one does not, is kept (so that an interrupted run still resumes under its old name).
     """
-    variant = Variant.from_config(cfg).name
     path = RUNS_DIR / f"{dataset_slug(cfg.data.dataset)}-{variant}-{cfg.preset or 'custom'}-s{cfg.seed}"
     if legacy_stage1 and not path.exists():
         parts = [dataset_slug(cfg.data.dataset), cfg.stage1.method]
         if cfg.stage1.method != "baseline":
             parts.append("+".join(cfg.stage1.augmentation.names) or "none")
-        old = RUNS_DIR / f"{'-'.join(parts)}-s{cfg.seed}"
-        if old.is_dir():
-            log.info("using the existing run directory %s (the name train stage1 gave before)", old)
-            return old
+        old = RunDir(RUNS_DIR / f"{'-'.join(parts)}-s{cfg.seed}")
+        if old.config_path.is_file() and _recorded_preset(old) == cfg.preset:
+            log.info("using the existing run directory %s (the name train stage1 gave before)", old.root)
+            return old.root
     return path
+
+
+def _recorded_preset(run: RunDir) -> str | None:
+    try:
+        return (yaml.safe_load(run.config_path.read_text(encoding="utf-8")) or {}).get("preset")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
 
 
 def read_machine(run_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:

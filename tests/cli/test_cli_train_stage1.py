@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from ncvqvae.cli import main
-from ncvqvae.config import resolve_config
+from ncvqvae.config import RunConfig, resolve_config
+from ncvqvae.experiments.variants import Variant
 from ncvqvae.rundir import default_run_dir
 from ncvqvae.training import RunDir, load_checkpoint, read_metrics
 
@@ -98,18 +99,26 @@ def test_user_errors_exit_with_status_2(tmp_path: Path, capsys: pytest.CaptureFi
 def test_default_run_directory_names_are_the_same_for_train_stage1_and_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 16: one name for both commands; an old train-stage1 directory is still found to resume."""
+    """Issue 16: one name for both commands; an old train-stage1 directory of the same preset is still
+    found to resume, one of another preset is not taken."""
     monkeypatch.chdir(tmp_path)
+
+    def name(cfg: RunConfig, **kwargs: bool) -> Path:
+        return default_run_dir(cfg, Variant.from_config(cfg).name, **kwargs)
+
     cfg = resolve_config(overrides=["data.dataset=ECG5000", "stage1.method=vibcreg", "seed=1"])
-    assert default_run_dir(cfg) == Path("runs/ECG5000-vibcreg_warp-custom-s1")
-    assert default_run_dir(cfg, legacy_stage1=True) == Path("runs/ECG5000-vibcreg_warp-custom-s1")
-    (tmp_path / "runs" / "ECG5000-vibcreg-warp-s1").mkdir(parents=True)  # made by an older train stage1
-    assert default_run_dir(cfg, legacy_stage1=True) == Path("runs/ECG5000-vibcreg-warp-s1")
-    assert default_run_dir(cfg) == Path("runs/ECG5000-vibcreg_warp-custom-s1")  # run never took it
+    assert name(cfg) == name(cfg, legacy_stage1=True) == Path("runs/ECG5000-vibcreg_warp-custom-s1")
+    RunDir(tmp_path / "runs" / "ECG5000-vibcreg-warp-s1").write_config(cfg)  # by an older train stage1
+    assert name(cfg, legacy_stage1=True) == Path("runs/ECG5000-vibcreg-warp-s1")
+    assert name(cfg) == Path("runs/ECG5000-vibcreg_warp-custom-s1")  # run never took it
+    quick = resolve_config(
+        preset="quick", overrides=["data.dataset=ECG5000", "stage1.method=vibcreg", "seed=1"]
+    )
+    assert name(quick, legacy_stage1=True) == Path("runs/ECG5000-vibcreg_warp-quick-s1")  # another preset
     cfg = resolve_config(
         preset="quick", overrides=["data.dataset=/data/my.series.npz", "stage1.method=baseline"]
     )
-    assert default_run_dir(cfg) == Path("runs/my.series-baseline-quick-s0")
+    assert name(cfg) == Path("runs/my.series-baseline-quick-s0")
 
 
 @pytest.mark.slow

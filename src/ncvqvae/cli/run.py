@@ -18,6 +18,7 @@ from typing import Any
 
 from ncvqvae.cli.common import add_config_options, add_data_dir_option, config_from_args
 from ncvqvae.config import RunConfig
+from ncvqvae.experiments.variants import Variant
 from ncvqvae.rundir import default_run_dir
 
 DEFAULT_PRESET = "quick"
@@ -75,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
     from ncvqvae.experiments.pipeline import run_pipeline
 
     cfg = run_config(args)
-    run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    run_dir = Path(args.out) if args.out else default_run_dir(cfg, Variant.from_config(cfg).name)
     print(f"run directory: {run_dir}")
     summary = run_pipeline(cfg, run_dir, progress=cfg.progress)
     print()

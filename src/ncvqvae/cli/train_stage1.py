@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ncvqvae.cli.common import add_config_options, add_data_dir_option, config_from_args
 from ncvqvae.errors import CheckpointError
+from ncvqvae.experiments.variants import Variant
 from ncvqvae.rundir import default_run_dir
 from ncvqvae.training import RunDir
 
@@ -71,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
             "progress": False if args.no_progress else None,
         },
     )
-    run_dir = Path(args.out) if args.out else default_run_dir(cfg, legacy_stage1=True)
+    variant = Variant.from_config(cfg).name
+    run_dir = Path(args.out) if args.out else default_run_dir(cfg, variant, legacy_stage1=True)
     run = RunDir(run_dir)
     if args.resume and not (run.is_finished("stage1") or run.checkpoint_path("stage1", "last").is_file()):
         raise CheckpointError(f"{run_dir}: --resume given, but there is no stage-1 checkpoint to resume")
