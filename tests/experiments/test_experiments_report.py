@@ -206,6 +206,19 @@ def test_run_report_lists_metrics_thesis_values_and_figures(sweep_dir: Path) -> 
     assert json.loads((run_dir / DONE_NAME).read_text()) == {"summary": {}}  # the report touches nothing else
 
 
+def test_run_report_says_when_the_numbers_were_scored_with_other_decoding(sweep_dir: Path) -> None:
+    run_dir = sweep_dir / "ECG5000" / "baseline" / "seed0"
+    results = json.loads((run_dir / "results.json").read_text())
+    plain = {"steps": 10, "temperature": 1.0, "choice_temperature": 4.0, "guidance": 1.0}
+    results["generation"]["protocol"] = {"decoding": plain}
+    atomic_write_json(run_dir / "results.json", results)
+    assert "other decoding options" not in write_run_report(run_dir).read_text()
+    results["generation"]["protocol"] = {"decoding": {**plain, "guidance": 2.0}}
+    atomic_write_json(run_dir / "results.json", results)
+    md = write_run_report(run_dir).read_text()
+    assert "other decoding options" in md and "guidance 2.0, against" in md
+
+
 def test_budget_line_names_per_dataset_values_and_only_what_the_runs_did() -> None:
     nan = math.nan
     df = pd.DataFrame(

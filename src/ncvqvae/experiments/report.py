@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
@@ -1003,6 +1004,17 @@ def run_report_blocks(run_dir: str | Path) -> list[Block]:
         )
     )
     blocks.append(("p", _budget_text(df)))
+    scored = read_results(run_dir).get("generation", {}).get("protocol", {}).get("decoding")
+    configured = dataclasses.asdict(cfg.stage2.decoding)
+    if scored and any(scored.get(k) != v for k, v in configured.items()):
+        blocks.append(
+            (
+                "p",
+                "**The generation numbers were scored with other decoding options than the run's config** "
+                f"(an `ncvqvae evaluate --set stage2....`): {_decoding_text(scored)}, against "
+                f"{_decoding_text(configured)} in `config.yaml`.",
+            )
+        )
     anchors = {spec.metric: spec for spec in THESIS_TABLES if spec.agg == "mean"}
     rows = []
     for column, (_key, label, better) in HEADLINE.items():
@@ -1046,6 +1058,13 @@ def run_report_blocks(run_dir: str | Path) -> list[Block]:
         for path in pictures:
             blocks.append(("img", path.stem.replace("_", " "), path.relative_to(run_dir).as_posix()))
     return blocks
+
+
+def _decoding_text(decoding: Mapping[str, Any]) -> str:
+    return ", ".join(
+        f"{k.replace('_', ' ')} {decoding.get(k)}"
+        for k in ("steps", "temperature", "choice_temperature", "guidance")
+    )
 
 
 def write_run_report(run_dir: str | Path) -> Path:
