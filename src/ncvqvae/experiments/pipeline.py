@@ -112,7 +112,9 @@ def run_pipeline(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) 
 
 def recorded_result_fields(recorded: dict[str, Any]) -> dict[str, Any]:
     """A finished run's recorded config as :func:`config.result_fields`, where a field added since it was
-    recorded counts at its default (a new field's default keeps the older behaviour)."""
+    recorded counts at its default (a new field's default is chosen to keep the older behaviour; where it
+    does not quite, as ``evaluation.utility_steps`` following a set ``cas_steps``, the run was recorded
+    before the field existed and its numbers stand as they were computed)."""
     fields = result_fields(recorded)
     return {**{k: v for k, v in result_fields(RunConfig()).items() if k not in fields}, **fields}
 
