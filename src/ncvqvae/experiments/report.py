@@ -725,7 +725,7 @@ def prior_views(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """
     priors = [p for p in dict.fromkeys(df["prior"]) if p] if "prior" in df.columns and len(df) else []
     shared = (
-        len(df)
+        len(priors) > 1
         and (df[df["prior"] != ""].groupby(["dataset", "variant", "seed"])["prior"].nunique() > 1).any()
     )
     if len(priors) <= 1 or not shared:  # one prior, or each tokenizer under one (the thesis' pairing alone)
