@@ -13,7 +13,8 @@ series/s (steps/s on a GPU) and the ratio auto ÷ fp32:
 
 Beside ``auto`` it prints the reference implementation's figures measured on this machine kind (Intel Xeon
 with AVX512-BF16, 2 threads, the reference's training step timed without Lightning; issue 13) and the ratio
-to them, where one exists. Usage: ``python benchmarks/precision_speed.py [--repeats 3] [--only stage1]``.
+to them, where one exists (those were taken on another machine when this one has no bf16). Usage:
+``python benchmarks/precision_speed.py [--repeats 3] [--only stage1] [--against bf16]``.
 """
 
 from __future__ import annotations
@@ -159,25 +160,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=2, help="alternations of fp32 and auto (best kept)")
     parser.add_argument("--only", choices=["stage1", "prior", "sampling", "fcn"], help="one group")
+    parser.add_argument(
+        "--against",
+        choices=["auto", "bf16"],
+        default="auto",
+        help="the setting timed beside fp32 (bf16: autocast even where auto means fp32, e.g. without bf16)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    low = args.against
     print(f"device {device}, {torch.get_num_threads()} threads, auto = {resolved('auto', device)}")
-    header = f"{'case':34s} {'fp32':>9s} {'auto':>9s} {'ratio':>6s} {'reference':>9s} {'vs ref':>6s}"
+    header = f"{'case':34s} {'fp32':>9s} {low:>9s} {'ratio':>6s} {'reference':>9s} {'vs ref':>6s}"
     print(header + "  (series/s)")
     for name, group, items, build in cases(device):
         if args.only and group != args.only:
             continue
-        steps = {p: build(p) for p in ("fp32", "auto")}
+        steps = {p: build(p) for p in ("fp32", low)}
         best = {p: 0.0 for p in steps}
         for _ in range(args.repeats):
             for p, step in steps.items():
                 best[p] = max(best[p], timed(step, items, device, args.seconds))
         ref = REFERENCE.get(name)
-        ref_text = f"{ref:9d} {best['auto'] / ref:6.2f}" if ref else f"{'-':>9s} {'-':>6s}"
-        ratio = best["auto"] / best["fp32"]
-        print(f"{name:34s} {best['fp32']:9.1f} {best['auto']:9.1f} {ratio:6.2f} {ref_text}", flush=True)
+        ref_text = f"{ref:9d} {best[low] / ref:6.2f}" if ref else f"{'-':>9s} {'-':>6s}"
+        ratio = best[low] / best["fp32"]
+        print(f"{name:34s} {best['fp32']:9.1f} {best[low]:9.1f} {ratio:6.2f} {ref_text}", flush=True)
 
 
 if __name__ == "__main__":
