@@ -104,8 +104,7 @@ def evaluator_info(
         for ``evaluation.evaluator_path``), else ``{"cached": False, "key", "path", "recipe"}``.
     """
     if cfg.evaluator_path:
-        entry = _pinned_entry(cfg.evaluator_path)
-        info = json.loads((entry / "info.json").read_text(encoding="utf-8"))
+        entry, info = _pinned(cfg.evaluator_path)
         _check_pinned(entry, info, data)
         return {**info, "path": str(entry), "cached": True, "pinned": True}
     entry = evaluator_dir(data, cfg, seed, precision)
@@ -180,7 +179,7 @@ def pinned_evaluator(
         ConfigError: ``path`` holds no stored evaluator.
         DataError: it was trained on other data (another dataset, split or normalisation).
     """
-    entry = _pinned_entry(path)
+    entry, _ = _pinned(path)
     model, info = _load(entry, device)
     _check_pinned(entry, info, data)
     _warn_if_near_chance(data, info)
@@ -198,14 +197,15 @@ def _check_pinned(entry: Path, info: dict[str, Any], data: PreparedData) -> None
         )
 
 
-def _pinned_entry(path: str | os.PathLike[str]) -> Path:
+def _pinned(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """The stored evaluator's folder and its ``info.json``."""
     entry = Path(path).expanduser()
     if not ((entry / "fcn.pt").is_file() and (entry / "info.json").is_file()):
         raise ConfigError(
             f"evaluation.evaluator_path: {entry}: expected a folder with fcn.pt and info.json (as "
             "`ncvqvae evaluator export` writes)"
         )
-    return entry
+    return entry, json.loads((entry / "info.json").read_text(encoding="utf-8"))
 
 
 def evaluator_identity(
@@ -214,8 +214,7 @@ def evaluator_identity(
     """The key and recipe of the evaluator a run with ``cfg`` uses: the stored one's when
     ``evaluator_path`` is set, else the cache's for this recipe."""
     if cfg.evaluator_path:
-        entry = _pinned_entry(cfg.evaluator_path)
-        info = json.loads((entry / "info.json").read_text(encoding="utf-8"))
+        _, info = _pinned(cfg.evaluator_path)
         return str(info["key"]), dict(info["recipe"])
     return evaluator_key(data, cfg, seed, precision), evaluator_recipe(cfg, seed, precision)
 
