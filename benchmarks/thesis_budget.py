@@ -20,12 +20,10 @@ once, so that a later session adds cells instead of redoing them. A cell whose r
 is skipped.
 
 Every cell of a dataset from the first stored evaluator on is scored by it: the first finished cell's is
-stored in
-``benchmarks/results/thesis-budget/evaluators/DATASET/`` (``fcn.pt``, about 1 MB, and ``info.json``) and
-committed with it, and later cells, on any machine and in any session, run with
-``evaluation.evaluator_path`` set to it (the thesis likewise used one published FCN per dataset). These are
-the only weights kept in the repository: without them, FID and IS of cells run in different sessions
-(whose caches are empty) or on machines of other arithmetic would come from different evaluators.
+stored in ``benchmarks/results/thesis-budget/evaluators/DATASET/`` and later cells run with
+``evaluation.evaluator_path`` set to it (the thesis likewise used one published FCN per dataset). Only its
+``info.json`` (key, recipe, accuracy) is committed, never the weights: a session whose checkout lacks
+``fcn.pt`` trains a new evaluator, and the Runs table's evaluator key tells the two apart.
 
 ``ncvqvae report benchmarks/results/thesis-budget`` reads the kept cells; ``--docs`` writes that
 report (``report.md``, ``results.csv``) beside them and splices it into ``docs/reproduction.md`` between the
@@ -54,6 +52,7 @@ from pathlib import Path
 
 from ncvqvae.config import RunConfig
 from ncvqvae.data.loading import dataset_name
+from ncvqvae.evaluation.evaluator import export_evaluator
 from ncvqvae.experiments.report import find_runs, write_report
 from ncvqvae.experiments.variants import Variant
 from ncvqvae.home import atomic_write_text
@@ -136,16 +135,17 @@ def stored_evaluator(kept: Path, dataset: str) -> Path | None:
 
 
 def keep_evaluator(run_dir: Path, kept: Path, dataset: str) -> list[Path]:
-    """Store the evaluator a finished cell used as the dataset's shared one, when there is none yet."""
+    """Store the evaluator a finished cell used as the dataset's shared one, when there is none yet.
+
+    Returns the files to commit: ``info.json`` only (its key, recipe and accuracy). The weights stay beside
+    it on this machine (``*.pt`` is never committed), so a later session's cells use them only where the
+    folder survived; elsewhere a new evaluator is trained and the Runs table's evaluator key says so.
+    """
     if stored_evaluator(kept, dataset) is not None:
         return []
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    source = Path(results["generation"]["evaluator"]["path"])
-    entry = kept / "evaluators" / dataset
-    entry.mkdir(parents=True, exist_ok=True)
-    for name in ("fcn.pt", "info.json"):  # weights first, info last
-        shutil.copy2(source / name, entry / name)
-    return [entry / "fcn.pt", entry / "info.json"]
+    entry = export_evaluator(results["generation"]["evaluator"], kept / "evaluators" / dataset)
+    return [entry / "info.json"]
 
 
 def run_cell(
