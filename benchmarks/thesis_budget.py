@@ -144,8 +144,16 @@ def keep_evaluator(run_dir: Path, kept: Path, dataset: str) -> list[Path]:
     if stored_evaluator(kept, dataset) is not None:
         return []
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    record = kept / "evaluators" / dataset / "info.json"
+    kept_aside = []
+    if record.is_file():  # a record whose weights are gone (another session): keep it aside, not lost
+        old_key = json.loads(record.read_text(encoding="utf-8")).get("key", "unknown")
+        if old_key != results["generation"]["evaluator"]["key"]:
+            aside = record.with_name(f"superseded-{old_key[:8]}.json")
+            record.replace(aside)
+            kept_aside.append(aside)
     entry = export_evaluator(results["generation"]["evaluator"], kept / "evaluators" / dataset)
-    return [entry / "info.json"]
+    return [entry / "info.json", *kept_aside]
 
 
 def run_cell(
