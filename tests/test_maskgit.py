@@ -195,8 +195,8 @@ def test_a_tiny_prior_learns_two_class_patterns(variant: str) -> None:
     prior.eval()
     classes = torch.tensor([0] * 20 + [1] * 20)
     out = decode_tokens(
-        # greedy tokens and unmasking order: after 250 steps the loss is ~0.16, and how often sampling draws a wrong
-        # token depends on the CPU's float sums (82% on an AVX-512 Xeon, >= 95% on an AVX2 EPYC)
+        # greedy tokens and unmasking order: after 250 steps the loss is ~0.16, and how often sampling
+        # draws a wrong token depends on the CPU's float sums (82% on an AVX-512 Xeon, >= 95% on an AVX2 EPYC)
         prior, classes, decoding=Decoding(steps=8, temperature=0.0, choice_temperature=0.0),
         generator=torch.Generator().manual_seed(1),
     )
