@@ -36,8 +36,7 @@ from ncvqvae.config import resolve_config
 from ncvqvae.data.prepare import load_prepared
 from ncvqvae.evaluation.evaluator import get_evaluator
 from ncvqvae.evaluation.fcn import fcn_outputs
-from ncvqvae.evaluation.metrics import bootstrap_ci, fid, inception_score
-from ncvqvae.evaluation.pipeline import EVALUATOR_SEED, real_reference_set
+from ncvqvae.evaluation.pipeline import EVALUATOR_SEED, _fid_is, real_reference_set
 from ncvqvae.precision import resolved
 from ncvqvae.rundir import RunDir
 from ncvqvae.sampling import sample
@@ -142,7 +141,7 @@ def generator_rows(run_dir: Path, n_samples: int | None) -> None:
         f"\n{run_dir}: {n} unconditional samples, evaluator {info['key'][:8]} "
         f"(test accuracy {info['test_accuracy']:.3f}, trained in {info.get('precision')})"
     )
-    fids = {}
+    scores = {}
     for precision in PRECISIONS:
         start = time.perf_counter()
         gen = make_generator(derive_seed(cfg.seed, "precision-equivalence"), "cpu")
@@ -151,24 +150,18 @@ def generator_rows(run_dir: Path, n_samples: int | None) -> None:
         )[0]
         out_real = fcn_outputs(evaluator, real, precision=precision)
         out_fake = fcn_outputs(evaluator, fake, precision=precision)
-        fids[precision] = fid(out_real.features, out_fake.features)
-        low, high = bootstrap_ci(
-            fid,
-            out_real.features,
-            out_fake.features,
-            n=ecfg.bootstrap or 200,
-            seed=derive_seed(cfg.seed, "ci-fid"),
+        # the evaluation's own FID, IS and bootstrap intervals (same seeds as a run's results.json)
+        scores[precision] = got = _fid_is(
+            out_real, out_fake, n, replace(ecfg, bootstrap=ecfg.bootstrap or 200), cfg.seed
         )
-        is_mean, _ = inception_score(out_fake.probs, min(ecfg.is_splits, n))
+        low, high = got["fid_ci95"]
         print(
-            f"  {precision:5s} ({resolved(precision, 'cpu')}): "
-            f"FID {fids[precision]:.3f} [{low:.3f}, {high:.3f}]"
-            f"  IS {is_mean:.3f}  ({time.perf_counter() - start:.1f} s)",
+            f"  {precision:5s} ({resolved(precision, 'cpu')}): FID {got['fid']:.3f} [{low:.3f}, {high:.3f}]"
+            f"  IS {got['is_mean']:.3f}  ({time.perf_counter() - start:.1f} s)",
             flush=True,
         )
-        if precision == "fp32":
-            interval = (low, high)
-    inside = interval[0] <= fids["auto"] <= interval[1]
+    low, high = scores["fp32"]["fid_ci95"]
+    inside = low <= scores["auto"]["fid"] <= high
     print(f"  auto's FID inside fp32's 95% interval: {'yes' if inside else 'NO'}")
 
 
