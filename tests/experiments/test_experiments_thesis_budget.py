@@ -1,0 +1,70 @@
+"""benchmarks/thesis_budget.py: the shared evaluator record survives a session whose weights are gone."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def driver() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "thesis_budget.py"
+    spec = importlib.util.spec_from_file_location("thesis_budget", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cached_evaluator(root: Path, key: str) -> dict:
+    """A finished run's evaluator entry pointing at a cache folder holding weights and info."""
+    cache = root / "cache" / key
+    cache.mkdir(parents=True)
+    info = {"key": key, "dataset": "DS", "test_accuracy": 0.9}
+    (cache / "fcn.pt").write_bytes(b"weights " + key.encode())
+    (cache / "info.json").write_text(json.dumps(info))
+    return {**info, "path": str(cache)}
+
+
+def _finished_run(root: Path, evaluator: dict) -> Path:
+    run_dir = root / "run"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps({"generation": {"evaluator": evaluator}}))
+    return run_dir
+
+
+def test_a_record_without_weights_is_kept_aside_when_another_evaluator_is_stored(
+    driver: ModuleType, tmp_path: Path
+) -> None:
+    kept = tmp_path / "kept"
+    entry = kept / "evaluators" / "DS"
+    entry.mkdir(parents=True)
+    old = {"key": "0123456789abcdef", "test_accuracy": 0.93}
+    (entry / "info.json").write_text(json.dumps(old))  # weights gone with the old machine
+    assert driver.stored_evaluator(kept, "DS") is None
+
+    run_dir = _finished_run(tmp_path, _cached_evaluator(tmp_path, "fedcba9876543210"))
+    files = driver.keep_evaluator(run_dir, kept, "DS")
+
+    aside = entry / "superseded-01234567.json"
+    assert set(files) == {entry / "info.json", aside}
+    assert json.loads(aside.read_text()) == old  # the old record is not lost
+    assert json.loads((entry / "info.json").read_text())["key"] == "fedcba9876543210"
+    assert (entry / "fcn.pt").read_bytes() == b"weights fedcba9876543210"
+    assert driver.stored_evaluator(kept, "DS") is not None
+    # now stored: a later cell changes nothing
+    assert driver.keep_evaluator(run_dir, kept, "DS") == []
+
+
+def test_the_same_evaluator_trained_again_refills_its_record(driver: ModuleType, tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    entry = kept / "evaluators" / "DS"
+    entry.mkdir(parents=True)
+    (entry / "info.json").write_text(json.dumps({"key": "aaaaaaaabbbbbbbb"}))
+
+    run_dir = _finished_run(tmp_path, _cached_evaluator(tmp_path, "aaaaaaaabbbbbbbb"))
+    assert driver.keep_evaluator(run_dir, kept, "DS") == [entry / "info.json"]
+    assert sorted(p.name for p in entry.iterdir()) == ["fcn.pt", "info.json"]  # nothing set aside
