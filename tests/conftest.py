@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
 
 import matplotlib
 import pytest
 import torch
 
 matplotlib.use("Agg")
+
+
+def _import_benchmark(name: str) -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_benchmark() -> Callable[[str], ModuleType]:
+    """Import ``benchmarks/NAME.py`` by name (the scripts are not a package) to test its functions."""
+    return _import_benchmark
 
 
 @pytest.fixture(autouse=True)

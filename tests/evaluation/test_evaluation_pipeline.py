@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import matplotlib.image
 import pytest
@@ -165,14 +166,11 @@ def test_evaluate_run_needs_a_run_directory(tmp_path: Path) -> None:
         evaluate_run(tmp_path)
 
 
-def test_generation_ceiling_benchmark_reads_a_finished_run(run_dir: Path) -> None:
+def test_generation_ceiling_benchmark_reads_a_finished_run(
+    run_dir: Path, load_benchmark: Callable[[str], ModuleType]
+) -> None:
     """benchmarks/generation_ceiling.py: evaluator accuracy on reconstructions beside the run's numbers."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "generation_ceiling.py"
-    spec = importlib.util.spec_from_file_location("generation_ceiling", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("generation_ceiling")
     evaluate_run(run_dir, figures=False, progress=False)
     generation = json.loads((run_dir / "results.json").read_text())["generation"]
     result = module.ceiling(str(run_dir))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -11,12 +11,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def driver() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "thesis_budget.py"
-    spec = importlib.util.spec_from_file_location("thesis_budget", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def driver(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return load_benchmark("thesis_budget")
 
 
 def _cached_evaluator(root: Path, key: str) -> dict:
