@@ -34,6 +34,7 @@ from precision_speed import fcn_step, stage1_step, timed  # noqa: E402  (the sam
 
 from ncvqvae.precision import resolved  # noqa: E402
 
+ECG = (1, 140)  # (channels, length) of the ECG5000 shape
 # autocast's copies, by exact operator name (a substring would also catch e.g. aten::topk)
 CASTS = ("aten::to", "aten::_to_copy", "aten::copy_")
 # (kind, substrings of operator names) in the order they are matched; the rest is "other"
@@ -74,9 +75,9 @@ def profile_step(step: Callable[[], None], steps: int) -> tuple[dict[str, float]
 
 def cases(device: torch.device) -> dict[str, Callable[[str], Callable[[], None]]]:
     return {
-        "stage1 ecg5000 baseline": lambda p: stage1_step("baseline", None, 140, device, p),
-        "stage1 ecg5000 vibcreg+warp": lambda p: stage1_step("vibcreg", "warp", 140, device, p),
-        "stage1 ecg5000 barlowtwins+gauss": lambda p: stage1_step("barlowtwins", "gauss", 140, device, p),
+        "stage1 ecg5000 baseline": lambda p: stage1_step("baseline", None, ECG, device, p),
+        "stage1 ecg5000 vibcreg+warp": lambda p: stage1_step("vibcreg", "warp", ECG, device, p),
+        "stage1 ecg5000 barlowtwins+gauss": lambda p: stage1_step("barlowtwins", "gauss", ECG, device, p),
         "FCN training": lambda p: fcn_step(device, p),
     }
 

@@ -9,25 +9,32 @@ series/s (steps/s on a GPU) and the ratio auto ÷ fp32:
   Barlow Twins + Gauss on ECG5000 (L 140) and FordA (L 500) shapes, batch 128, thesis model;
 - prior training steps (thesis prior: width 256, 2 heads of 64, token variant), N 40, batch 256;
 - sampling (10 decoding steps + decoder), unconditional and class-conditional, batch 512;
-- FCN training steps (evaluator and CAS recipe), batch 256, L 140, and FCN feature extraction.
+- FCN training steps (evaluator and CAS recipe), batch 256, L 140 (``--fcn-length``: another length, e.g.
+  1024 for Mallat's CAS), and FCN feature extraction;
+- with ``--real-data NAME ...`` (fetched datasets, e.g. ECG5000 Mallat): the stage-1 baseline step once
+  more on each dataset's prepared training series in the training loop's batch order
+  (``training.step_batches``: full batches and the epoch's short last one), next to the random-data step
+  of the same shape, to tell a difference between the benchmark's step and the real loop from a
+  difference between machines.
 
 Beside ``auto`` it prints the reference implementation's figures measured on this machine kind (Intel Xeon
 with AVX512-BF16, 2 threads, the reference's training step timed without Lightning; issue 13) and the ratio
 to them, where one exists (those were taken on another machine when this one has no bf16). Usage:
-``python benchmarks/precision_speed.py [--repeats 3] [--only stage1] [--against bf16]``.
+``python benchmarks/precision_speed.py [--repeats 3] [--only stage1] [--against bf16] [--real-data ECG5000]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ncvqvae.config import AugmentationConfig, Stage1Config
+from ncvqvae.config import AugmentationConfig, DataConfig, Stage1Config
 from ncvqvae.data.augment import build_augmentation
+from ncvqvae.data.prepare import load_prepared
 from ncvqvae.evaluation.fcn import FCN, fcn_outputs
 from ncvqvae.maskgit import masked_token_loss
 from ncvqvae.models import build_tokenizer
@@ -35,7 +42,7 @@ from ncvqvae.models.prior import BidirectionalTransformer
 from ncvqvae.precision import autocast, resolved
 from ncvqvae.sampling import sample
 from ncvqvae.stage2 import GenerativeModel
-from ncvqvae.training import make_generator, pick_device
+from ncvqvae.training import make_generator, pick_device, step_batches, steps_per_epoch
 
 # series/s of the reference code on this machine kind, 2 threads (issue 13's side-by-side measurement)
 REFERENCE = {
@@ -48,7 +55,7 @@ REFERENCE = {
 }
 
 
-def timed(step: Callable[[], None], items: int, device: torch.device, seconds: float) -> float:
+def timed(step: Callable[[], None], items: float, device: torch.device, seconds: float) -> float:
     """Items per second of ``step`` (each call handles ``items``), after two warm-up calls."""
     for _ in range(2):
         step()
@@ -62,16 +69,27 @@ def timed(step: Callable[[], None], items: int, device: torch.device, seconds: f
     return items * calls / (time.perf_counter() - start)
 
 
-def stage1_step(method: str, aug: str | None, length: int, device: torch.device, precision: str) -> Callable:
+def stage1_step(
+    method: str,
+    aug: str | None,
+    shape: tuple[int, int],
+    device: torch.device,
+    precision: str,
+    real: torch.Tensor | None = None,
+) -> Callable:
+    """One stage-1 training step on a fixed random batch of 128 series of ``shape`` (channels, length),
+    or on the batches of ``real`` (N, channels, length) in the training loop's order."""
     torch.manual_seed(0)
     cfg = Stage1Config(method=method, augmentation=AugmentationConfig(names=(aug,) if aug else ("warp",)))
-    model = build_tokenizer(cfg, 1, length).to(device).train()
+    model = build_tokenizer(cfg, *shape).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-3, fused=True)
     augment = build_augmentation(cfg.augmentation) if model.is_nc else None
-    x = torch.randn(128, 1, length, device=device)
+    fixed = torch.randn(128, *shape, device=device)
+    order = step_batches(len(real), 128, seed=0, start=0, total=10**9) if real is not None else None
     gen = make_generator(0, device)
 
     def step() -> None:
+        x = fixed if order is None else real[next(order)[1]].to(device)
         x_aug = augment(x, gen) if augment is not None else None
         with autocast(precision, device):
             out = model(x, x_aug)
@@ -114,11 +132,11 @@ def sampler(device: torch.device, precision: str, conditional: bool) -> Callable
     return step
 
 
-def fcn_step(device: torch.device, precision: str) -> Callable:
+def fcn_step(device: torch.device, precision: str, length: int = 140) -> Callable:
     torch.manual_seed(0)
     model = FCN(1, 5).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5)
-    x, y = torch.randn(256, 1, 140, device=device), torch.randint(0, 5, (256,), device=device)
+    x, y = torch.randn(256, 1, length, device=device), torch.randint(0, 5, (256,), device=device)
 
     def step() -> None:
         with autocast(precision, device):
@@ -131,25 +149,49 @@ def fcn_step(device: torch.device, precision: str) -> Callable:
     return step
 
 
-def fcn_features(device: torch.device, precision: str) -> Callable:
+def fcn_features(device: torch.device, precision: str, length: int = 140) -> Callable:
     torch.manual_seed(0)
     model = FCN(1, 5).to(device).eval()
-    x = torch.randn(4500, 1, 140)
+    x = torch.randn(4500, 1, length)
     return lambda: fcn_outputs(model, x, precision=precision)
 
 
-def cases(device: torch.device) -> list[tuple[str, str, int, Callable[[str], Callable]]]:
-    out: list[tuple[str, str, int, Callable[[str], Callable]]] = []
+Case = tuple[str, str, float, Callable[[str], Callable]]  # name, group, series per call, build(precision)
+
+
+def cases(device: torch.device, real_data: Sequence[str] = (), fcn_length: int = 140) -> list[Case]:
+    out: list[Case] = []
     for shape, length in (("ecg5000", 140), ("forda", 500)):
         for method, aug in (("baseline", None), ("vibcreg", "warp"), ("barlowtwins", "gauss")):
             name = f"stage1 {shape} {method}" + (f"+{aug}" if aug else "")
-            build = lambda p, m=method, a=aug, n=length: stage1_step(m, a, n, device, p)  # noqa: E731
+            build = lambda p, m=method, a=aug, n=length: stage1_step(m, a, (1, n), device, p)  # noqa: E731
             out.append((name, "stage1", 128, build))
+    for name in real_data:
+        X = load_prepared(DataConfig(dataset=name)).X_train
+        shape = tuple(X.shape[1:])
+        mean_batch = len(X) / steps_per_epoch(len(X), 128)  # the loop's batches: full ones and a short last
+        out.append(
+            (
+                f"stage1 random {shape} baseline",
+                "stage1",
+                128,
+                lambda p, c=shape: stage1_step("baseline", None, c, device, p),
+            )
+        )
+        out.append(
+            (
+                f"stage1 {name} baseline, loop order",
+                "stage1",
+                mean_batch,
+                lambda p, c=shape, x=X: stage1_step("baseline", None, c, device, p, real=x),
+            )
+        )
     out.append(("prior training", "prior", 256, lambda p: prior_step(device, p)))
     out.append(("sampling unconditional", "sampling", 512, lambda p: sampler(device, p, False)))
     out.append(("sampling conditional", "sampling", 512, lambda p: sampler(device, p, True)))
-    out.append(("FCN training", "fcn", 256, lambda p: fcn_step(device, p)))
-    out.append(("FCN features", "fcn", 4500, lambda p: fcn_features(device, p)))
+    at = "" if fcn_length == 140 else f", L {fcn_length}"
+    out.append((f"FCN training{at}", "fcn", 256, lambda p: fcn_step(device, p, fcn_length)))
+    out.append((f"FCN features{at}", "fcn", 4500, lambda p: fcn_features(device, p, fcn_length)))
     return out
 
 
@@ -160,6 +202,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=2, help="alternations of fp32 and auto (best kept)")
     parser.add_argument("--only", choices=["stage1", "prior", "sampling", "fcn"], help="one group")
+    parser.add_argument("--fcn-length", type=int, default=140, help="series length of the FCN cases")
+    parser.add_argument("--real-data", nargs="*", default=[], metavar="NAME", help="also stage 1 on these")
     parser.add_argument(
         "--against",
         choices=["auto", "bf16"],
@@ -172,9 +216,9 @@ def main() -> None:
     device = pick_device(args.device)
     low = args.against
     print(f"device {device}, {torch.get_num_threads()} threads, auto = {resolved('auto', device)}")
-    header = f"{'case':34s} {'fp32':>9s} {low:>9s} {'ratio':>6s} {'reference':>9s} {'vs ref':>6s}"
+    header = f"{'case':38s} {'fp32':>9s} {low:>9s} {'ratio':>6s} {'reference':>9s} {'vs ref':>6s}"
     print(header + "  (series/s)")
-    for name, group, items, build in cases(device):
+    for name, group, items, build in cases(device, args.real_data, args.fcn_length):
         if args.only and group != args.only:
             continue
         steps = {p: build(p) for p in ("fp32", low)}
@@ -185,7 +229,7 @@ def main() -> None:
         ref = REFERENCE.get(name)
         ref_text = f"{ref:9d} {best[low] / ref:6.2f}" if ref else f"{'-':>9s} {'-':>6s}"
         ratio = best[low] / best["fp32"]
-        print(f"{name:34s} {best['fp32']:9.1f} {best[low]:9.1f} {ratio:6.2f} {ref_text}", flush=True)
+        print(f"{name:38s} {best['fp32']:9.1f} {best[low]:9.1f} {ratio:6.2f} {ref_text}", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from ncvqvae.experiments.report import (
     thesis_table,
     to_markdown,
     tokenizer_rows,
+    tokenizer_vs_prior,
     write_report,
     write_run_report,
 )
@@ -279,11 +280,10 @@ def test_an_old_run_of_the_twopatterns_generator_still_loads_and_reports(tmp_pat
     assert df.loc[str(new.root), "dataset"] == "TwoPatterns"
 
 
-def _prior_run(root: Path, method: str, prior: str, fid: float, recon: float) -> None:
+def _prior_run(root: Path, method: str, prior: str, fid: float, recon: float, seed: int = 0) -> None:
     run = RunDir(root)
-    run.write_config(
-        replace(RunConfig(), **{"data.dataset": "ECG5000", "stage1.method": method, "stage2.variant": prior})
-    )
+    dotted = {"data.dataset": "ECG5000", "stage1.method": method, "stage2.variant": prior}
+    run.write_config(replace(RunConfig(seed=seed), **dotted))
     (run.root / "stage2").mkdir(parents=True)
     results = _results(recon, 0)
     results["generation"]["fid"] = fid
@@ -340,9 +340,38 @@ def test_the_thesis_pairing_alone_is_one_view_and_the_counts_follow_each_view(tm
     assert "| reconstruction error (test) | 0 of 1 |" in text  # the tokenizers once: 0.06 > 0.05
 
 
+def test_tokenizer_against_prior_holds_the_prior_fixed(tmp_path: Path) -> None:
+    """Issue 14's reading. FID: baseline 3 / 2 and NC 4 / 1 (token / full-embedding). With the token prior
+    the baseline is better, with the full-embedding prior NC is, and the thesis' pairing (3 against 1)
+    credits NC; the full-embedding prior is better for both tokenizers. IS and CAS are equal everywhere:
+    ties. A dataset without the baseline under both priors gives no row."""
+    _prior_run(tmp_path / "token" / "base", "baseline", "token", fid=3.0, recon=0.05)
+    _prior_run(tmp_path / "token" / "nc", "vibcreg", "token", fid=4.0, recon=0.06)
+    _prior_run(tmp_path / "codebook" / "base", "baseline", "codebook", fid=2.0, recon=0.05)
+    _prior_run(tmp_path / "codebook" / "nc", "vibcreg", "codebook", fid=1.0, recon=0.06)
+    table = tokenizer_vs_prior(collect(tmp_path)).set_index("metric")
+    assert list(table.index) == ["fid", "is", "cas"]
+    fid = table.loc["fid"]
+    assert (fid.baseline_token, fid.baseline_codebook, fid.nc_token, fid.nc_codebook) == (3.0, 2.0, 4.0, 1.0)
+    assert (fid.token, fid.codebook, fid.pairing) == ("baseline", "NC", "NC")
+    assert (fid.prior_baseline, fid.prior_nc) == ("codebook", "codebook")
+    assert set(table.loc["is", ["token", "codebook", "pairing", "prior_nc"]]) == {"tie"}
+    text = to_markdown(report_blocks(collect(tmp_path), [], "t"))
+    assert "## Tokenizer against prior" in text
+    assert "NC is the better tokenizer in 0 of these 3 comparisons with the token prior" in text
+    fixed = "in 1 of 3 with the full-embedding prior held fixed, and in 1 of 3 under the thesis' pairing"
+    assert fixed in text
+    assert "the full-embedding prior is better than the token prior in 2 of 6" in text
+    (tmp_path / "codebook" / "base" / DONE_NAME).unlink()
+    (tmp_path / "codebook" / "base" / "results.json").unlink()
+    assert tokenizer_vs_prior(collect(tmp_path)).empty
+    assert "Tokenizer against prior" not in to_markdown(report_blocks(collect(tmp_path), [], "t"))
+
+
 def test_a_tokenizer_counts_once_from_its_best_record(tmp_path: Path) -> None:
     """The same stage 1 under two priors: the finished run with stage-1 numbers is the one counted,
-    whichever comes first on disk; a tokenizer trained again (another checkpoint) is its own row."""
+    whichever comes first on disk; a stage 1 trained again at the same seed (another checkpoint) is the
+    same measurement repeated and counts once too, so the tables' spread stays a spread over seeds."""
     _prior_run(tmp_path / "codebook" / "base", "baseline", "codebook", fid=2.0, recon=0.05)
     _prior_run(tmp_path / "token" / "base", "baseline", "token", fid=3.0, recon=0.07)
     (tmp_path / "codebook" / "base" / DONE_NAME).unlink()  # the first one on disk is unfinished
@@ -351,7 +380,9 @@ def test_a_tokenizer_counts_once_from_its_best_record(tmp_path: Path) -> None:
     rows = tokenizer_rows(collect(tmp_path))
     assert list(rows["recon"]) == [pytest.approx(0.07)]
     atomic_write_json(tmp_path / "codebook" / "base" / "stage2" / "source.json", {"sha256": "cd" * 32})
-    assert len(tokenizer_rows(collect(tmp_path))) == 2
+    assert list(tokenizer_rows(collect(tmp_path))["recon"]) == [pytest.approx(0.07)]
+    _prior_run(tmp_path / "token" / "seed1", "baseline", "token", fid=3.0, recon=0.09, seed=1)
+    assert sorted(tokenizer_rows(collect(tmp_path))["recon"]) == [pytest.approx(0.07), pytest.approx(0.09)]
 
 
 def test_one_prior_keeps_the_plain_tables(sweep_dir: Path) -> None:

@@ -692,25 +692,16 @@ PRIOR_LABELS = {"token": "token prior", "codebook": "full-embedding prior"}
 
 
 def tokenizer_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per tokenizer: runs of one stage 1 under several priors (same dataset, variant, seed and
-    stage-1 checkpoint) count once in the stage-1 tables, taken from a finished run that has its numbers.
-    A tokenizer trained again (another checkpoint hash) is another row."""
-    if not len(df) or "tokenizer" not in df.columns:
+    """One row per tokenizer cell: runs of one dataset, variant and seed under several priors count once
+    in the stage-1 tables, taken from a finished run that has its numbers. A stage 1 trained again for
+    another prior at the same seed is the same measurement repeated, not another seed, so it counts once
+    too: the spread in these tables stays a spread over seeds."""
+    if not len(df):
         return df
     key = ["dataset", "variant", "seed"]
-    # runs that name no checkpoint join the tokenizer of their cell when it has exactly one
-    known = (
-        df[df["tokenizer"] != ""]
-        .groupby(key)["tokenizer"]
-        .agg(lambda t: t.iloc[0] if t.nunique() == 1 else "")
-    )
-    tokenizer = [
-        t or known.get(tuple(k), "") for t, *k in zip(df["tokenizer"], *(df[c] for c in key), strict=True)
-    ]
     rank = (df["status"] != "done").astype(int) + df["recon"].isna().astype(int)  # best record first
-    ordered = df.assign(_tokenizer=tokenizer, _rank=rank).sort_values("_rank", kind="stable")
-    kept = ordered.drop_duplicates([*key, "_tokenizer"]).sort_index()
-    return kept.drop(columns=["_tokenizer", "_rank"])
+    ordered = df.assign(_rank=rank).sort_values("_rank", kind="stable")
+    return ordered.drop_duplicates(key).sort_index().drop(columns="_rank")
 
 
 def prior_views(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -737,6 +728,109 @@ def prior_views(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         pairing = df[(baseline & (df["prior"] == "token")) | (~baseline & (df["prior"] == "codebook"))]
         views.append(("the thesis' pairing (token prior for the baseline, full-embedding for NC)", pairing))
     return views
+
+
+GENERATION_METRICS = ("fid", "is", "cas")  # the metrics a prior changes (Tables 5–7)
+
+
+def _better(a: float, b: float, better: str) -> str:
+    """``"first"``, ``"second"`` or ``"tie"``: which of two values is better, at the tables' precision."""
+    a, b = _shown(a), _shown(b)
+    if a == b:
+        return "tie"
+    return "first" if (a < b) == (better == "lower") else "second"
+
+
+def tokenizer_vs_prior(df: pd.DataFrame) -> pd.DataFrame:
+    """The tokenizer's effect apart from the prior's (issue 14).
+
+    The thesis trained the baseline's prior as the token variant and NC's as the full-embedding variant
+    (SPEC §4), so its generation tables change two things at once. Per dataset, NC variant and generation
+    metric where the baseline and that NC variant are both measured under both priors: the four means over
+    seeds, and which tokenizer is better with the prior held fixed (``token``, ``codebook``) and under the
+    thesis' pairing (``pairing``: the token baseline against the full-embedding NC), each ``"NC"``,
+    ``"baseline"`` or ``"tie"``; ``prior_baseline`` and ``prior_nc``: which prior is better for that
+    tokenizer (``"codebook"``, ``"token"`` or ``"tie"``).
+    """
+    columns = ["dataset", "variant", "metric", "baseline_token", "baseline_codebook", "nc_token"]
+    columns += ["nc_codebook", "token", "codebook", "pairing", "prior_baseline", "prior_nc"]
+    if not len(df) or "prior" not in df.columns:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for metric in GENERATION_METRICS:
+        if metric not in df.columns:
+            continue
+        better = HEADLINE[metric][2]
+        means = df.dropna(subset=[metric]).groupby(["dataset", "variant", "prior"])[metric].mean().to_dict()
+        for dataset in dict.fromkeys(df["dataset"]):
+            base = [means.get((dataset, "baseline", p)) for p in ("token", "codebook")]
+            if None in base:
+                continue
+            for variant in _variants_in(df):
+                nc = [means.get((dataset, variant, p)) for p in ("token", "codebook")]
+                if variant == "baseline" or None in nc:
+                    continue
+                tokenizer = {"first": "baseline", "second": "NC", "tie": "tie"}
+                prior = {"first": "token", "second": "codebook", "tie": "tie"}
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "variant": variant,
+                        "metric": metric,
+                        "baseline_token": base[0],
+                        "baseline_codebook": base[1],
+                        "nc_token": nc[0],
+                        "nc_codebook": nc[1],
+                        "token": tokenizer[_better(base[0], nc[0], better)],
+                        "codebook": tokenizer[_better(base[1], nc[1], better)],
+                        "pairing": tokenizer[_better(base[0], nc[1], better)],
+                        "prior_baseline": prior[_better(*base, better)],
+                        "prior_nc": prior[_better(*nc, better)],
+                    }
+                )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _tokenizer_vs_prior_blocks(df: pd.DataFrame) -> list[Block]:
+    table = tokenizer_vs_prior(df)
+    if table.empty:
+        return []
+    rows = [
+        [
+            str(r.dataset),
+            str(r.variant),
+            HEADLINE[r.metric][1],
+            *(_fmt(v) for v in (r.baseline_token, r.baseline_codebook, r.nc_token, r.nc_codebook)),
+            r.token,
+            r.codebook,
+            r.pairing,
+        ]
+        for r in table.itertuples()
+    ]
+    n = len(table)
+    nc_wins = {view: int((table[view] == "NC").sum()) for view in ("token", "codebook", "pairing")}
+    prior_wins = int((table["prior_baseline"] == "codebook").sum() + (table["prior_nc"] == "codebook").sum())
+    summary = (
+        f"NC is the better tokenizer in {nc_wins['token']} of these {n} comparisons with the token prior "
+        f"held fixed, in {nc_wins['codebook']} of {n} with the full-embedding prior held fixed, and in "
+        f"{nc_wins['pairing']} of {n} under the thesis' pairing. With the tokenizer held fixed, the "
+        f"full-embedding prior is better than the token prior in {prior_wins} of {2 * n}."
+    )
+    header = ["dataset", "NC variant", "metric", "baseline, token", "baseline, full-emb.", "NC, token"]
+    header += ["NC, full-emb.", "better: token prior", "better: full-emb. prior", "better: thesis' pairing"]
+    return [
+        ("h2", "Tokenizer against prior"),
+        (
+            "p",
+            "The thesis trained the baseline's prior as the token variant and NC's as the full-embedding "
+            "variant, so its generation tables change the tokenizer and the prior at once. Here each "
+            "tokenizer was scored under both priors (mean over seeds; cells where the baseline and the NC "
+            "variant have both): which tokenizer is better with the prior held fixed, and under the "
+            "thesis' pairing (token-prior baseline against full-embedding NC).",
+        ),
+        ("table", header, rows),
+        ("p", summary),
+    ]
 
 
 def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: str) -> list[Block]:
@@ -809,6 +903,7 @@ def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: s
         )
         header = ["metric", "here", "thesis, same datasets", "thesis, all datasets"]
         blocks.append(("table", header, win_rows))
+    blocks.extend(_tokenizer_vs_prior_blocks(df))
     if "evaluator_accuracy" in df.columns and df["evaluator_accuracy"].notna().any():
         blocks.append(("h2", "Evaluator (supervised FCN) test accuracy"))
         ceilings = load_anchor("real_data_ceilings.csv")
