@@ -747,29 +747,33 @@ def tokenizer_vs_prior(df: pd.DataFrame) -> pd.DataFrame:
     The thesis trained the baseline's prior as the token variant and NC's as the full-embedding variant
     (SPEC §4), so its generation tables change two things at once. Per dataset, NC variant and generation
     metric where the baseline and that NC variant are both measured under both priors: the four means over
-    seeds, and which tokenizer is better with the prior held fixed (``token``, ``codebook``) and under the
-    thesis' pairing (``pairing``: the token baseline against the full-embedding NC), each ``"NC"``,
-    ``"baseline"`` or ``"tie"``; ``prior_baseline`` and ``prior_nc``: which prior is better for that
-    tokenizer (``"codebook"``, ``"token"`` or ``"tie"``).
+    the seeds at which all four were measured (``seeds``: how many; a paired comparison, so a seed only
+    one of them has does not tilt it), and which tokenizer is better with the prior held fixed
+    (``token``, ``codebook``) and under the thesis' pairing (``pairing``: the token baseline against the
+    full-embedding NC), each ``"NC"``, ``"baseline"`` or ``"tie"``; ``prior_baseline`` and ``prior_nc``:
+    which prior is better for that tokenizer (``"codebook"``, ``"token"`` or ``"tie"``).
     """
-    columns = ["dataset", "variant", "metric", "baseline_token", "baseline_codebook", "nc_token"]
+    columns = ["dataset", "variant", "metric", "seeds", "baseline_token", "baseline_codebook", "nc_token"]
     columns += ["nc_codebook", "token", "codebook", "pairing", "prior_baseline", "prior_nc"]
     if not len(df) or "prior" not in df.columns:
         return pd.DataFrame(columns=columns)
     rows = []
+    priors = ("token", "codebook")
     for metric in GENERATION_METRICS:
         if metric not in df.columns:
             continue
         better = HEADLINE[metric][2]
-        means = df.dropna(subset=[metric]).groupby(["dataset", "variant", "prior"])[metric].mean().to_dict()
+        values = df.dropna(subset=[metric]).groupby(["dataset", "variant", "prior", "seed"])[metric].mean()
+        seeds_of = values.reset_index().groupby(["dataset", "variant", "prior"])["seed"].agg(set).to_dict()
         for dataset in dict.fromkeys(df["dataset"]):
-            base = [means.get((dataset, "baseline", p)) for p in ("token", "codebook")]
-            if None in base:
-                continue
             for variant in _variants_in(df):
-                nc = [means.get((dataset, variant, p)) for p in ("token", "codebook")]
-                if variant == "baseline" or None in nc:
+                cells = [(v, p) for v in ("baseline", variant) for p in priors]
+                seeds = set.intersection(*(seeds_of.get((dataset, *c), set()) for c in cells))
+                if variant == "baseline" or not seeds:
                     continue
+                mean = {c: float(values.loc[[(dataset, *c, s) for s in sorted(seeds)]].mean()) for c in cells}
+                base = [mean["baseline", p] for p in priors]
+                nc = [mean[variant, p] for p in priors]
                 tokenizer = {"first": "baseline", "second": "NC", "tie": "tie"}
                 prior = {"first": "token", "second": "codebook", "tie": "tie"}
                 rows.append(
@@ -777,6 +781,7 @@ def tokenizer_vs_prior(df: pd.DataFrame) -> pd.DataFrame:
                         "dataset": dataset,
                         "variant": variant,
                         "metric": metric,
+                        "seeds": len(seeds),
                         "baseline_token": base[0],
                         "baseline_codebook": base[1],
                         "nc_token": nc[0],
@@ -800,6 +805,7 @@ def _tokenizer_vs_prior_blocks(df: pd.DataFrame) -> list[Block]:
             str(r.dataset),
             str(r.variant),
             HEADLINE[r.metric][1],
+            str(r.seeds),
             *(_fmt(v) for v in (r.baseline_token, r.baseline_codebook, r.nc_token, r.nc_codebook)),
             r.token,
             r.codebook,
@@ -816,7 +822,8 @@ def _tokenizer_vs_prior_blocks(df: pd.DataFrame) -> list[Block]:
         f"{nc_wins['pairing']} of {n} under the thesis' pairing. With the tokenizer held fixed, the "
         f"full-embedding prior is better than the token prior in {prior_wins} of {2 * n}."
     )
-    header = ["dataset", "NC variant", "metric", "baseline, token", "baseline, full-emb.", "NC, token"]
+    header = ["dataset", "NC variant", "metric", "seeds", "baseline, token", "baseline, full-emb."]
+    header += ["NC, token"]
     header += ["NC, full-emb.", "better: token prior", "better: full-emb. prior", "better: thesis' pairing"]
     return [
         ("h2", "Tokenizer against prior"),
@@ -824,8 +831,9 @@ def _tokenizer_vs_prior_blocks(df: pd.DataFrame) -> list[Block]:
             "p",
             "The thesis trained the baseline's prior as the token variant and NC's as the full-embedding "
             "variant, so its generation tables change the tokenizer and the prior at once. Here each "
-            "tokenizer was scored under both priors (mean over seeds; cells where the baseline and the NC "
-            "variant have both): which tokenizer is better with the prior held fixed, and under the "
+            "tokenizer was scored under both priors (mean over the seeds at which the baseline and the NC "
+            'variant were both measured under both priors; "seeds" says how many): which tokenizer is '
+            "better with the prior held fixed, and under the "
             "thesis' pairing (token-prior baseline against full-embedding NC).",
         ),
         ("table", header, rows),
