@@ -29,17 +29,23 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @functools.cache
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU has native bf16 arithmetic (AMX-BF16 or AVX512-BF16), detected once."""
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):  # private, hence the guard
-        check = getattr(torch.cpu, probe, None)
-        if check is not None and check():
-            return True
+def cpu_bf16_isa() -> str:
+    """This CPU's native bf16 instructions, detected once: ``amx`` (AMX-BF16 tiles), ``avx512_bf16`` or
+    ``none``. oneDNN picks its bf16 kernels by them, so a bf16 run's numbers and speed can differ between
+    two machines that differ here (each run records it in ``machine.json``)."""
+    probes = {"amx": "_is_amx_tile_supported", "avx512_bf16": "_is_avx512_bf16_supported"}
+    if all(hasattr(torch.cpu, probe) for probe in probes.values()):  # private, hence the guard
+        return next((isa for isa, probe in probes.items() if getattr(torch.cpu, probe)()), "none")
     try:  # an older torch without the probes: the kernel's CPU flags (Linux)
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split())
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        return "none"
+    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AMX-BF16 or AVX512-BF16)."""
+    return cpu_bf16_isa() != "none"
 
 
 def check_precision(precision: str, *, field: str = "precision") -> str:

@@ -27,9 +27,11 @@ from typing import Any
 
 import torch
 
+from ncvqvae import allocator
 from ncvqvae.config import RunConfig, from_dict
 from ncvqvae.errors import CheckpointError, ConfigError, TrainingError
 from ncvqvae.home import atomic_path, atomic_write_text
+from ncvqvae.precision import cpu_bf16_isa
 
 # The run directory moved to ncvqvae.rundir; these names stay importable from here for older callers.
 from ncvqvae.rundir import STAGE2_SOURCE_FILE as STAGE2_SOURCE_FILE
@@ -80,14 +82,17 @@ def processor_name() -> str:
 
 
 def machine_info(device: torch.device | str) -> dict[str, Any]:
-    """What a step ran on, for its timings: device, processor, cores, torch threads and version."""
+    """What a step ran on, for its timings: device, processor and its bf16 instructions, cores, torch
+    threads and version, and whether freed memory is reused (:mod:`ncvqvae.allocator`)."""
     device = torch.device(device)
     info: dict[str, Any] = {
         "device": str(device),
         "processor": processor_name(),
+        "cpu_bf16": cpu_bf16_isa(),
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "allocator": allocator.current(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

@@ -400,3 +400,13 @@ def test_machine_text_names_each_machine_once() -> None:
     gpu = {"device": "cuda", "gpu": "NVIDIA H200", "threads": 16}
     assert machine_text({"stage1": gpu, "evaluation": step}) == "NVIDIA H200, 16 threads; AMD EPYC, 2 threads"
     assert machine_text({}) == ""
+    amx, plain = (
+        {"device": "cpu", "processor": "Intel Xeon", "threads": 2, "cpu_bf16": k} for k in ("amx", "none")
+    )
+    assert (
+        machine_text({"stage1": amx, "stage2": plain})
+        == "Intel Xeon (amx), 2 threads; Intel Xeon (none), 2 threads"
+    )
+    assert (
+        machine_text({"stage1": {**gpu, "cpu_bf16": "amx"}}) == "NVIDIA H200, 16 threads"
+    )  # the GPU computes

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 
+from ncvqvae.allocator import reuse_freed_memory
 from ncvqvae.errors import NcvqvaeError
 
 GROUPS = ("data", "train", "sample", "evaluate", "evaluator", "run", "sweep", "report", "presets")
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.threads is not None:
         set_threads(args.threads)
+    reuse_freed_memory()  # glibc keeps freed tensors' memory: no page faults on every step's tensors
     try:
         return int(args.func(args) or 0)
     except NcvqvaeError as err:

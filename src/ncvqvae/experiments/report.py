@@ -188,10 +188,13 @@ def _tokenizer_id(run: RunDir) -> str:
 
 
 def machine_text(machine: Mapping[str, Mapping[str, Any]]) -> str:
-    """What a run's steps ran on, in words ("AMD EPYC, 2 threads"); steps on one machine are named once."""
+    """What a run's steps ran on, in words ("Intel Xeon (amx), 2 threads"); steps on one machine are named
+    once."""
     texts = []
     for info in machine.values():
         where = str(info.get("gpu") or info.get("processor") or info.get("device") or "?")
+        if not info.get("gpu") and info.get("cpu_bf16"):  # its bf16 kernels: AMX, AVX512-BF16 or none
+            where += f" ({info['cpu_bf16']})"
         text = f"{where}, {info.get('threads', '?')} threads"
         if text not in texts:
             texts.append(text)

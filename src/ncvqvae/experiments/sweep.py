@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 from filelock import Timeout
 
+from ncvqvae.allocator import reuse_freed_memory
 from ncvqvae.config import RunConfig, from_dict, load_preset, load_yaml, merge, parse_overrides, to_dict
 from ncvqvae.errors import ConfigError, NcvqvaeError
 from ncvqvae.evaluation.pipeline import prepare_evaluator
@@ -376,7 +377,7 @@ def run_cell(
     Returns:
         ``{"key", "status": "done"|"skipped"|"failed"|"busy", "seconds", "error", "summary"}``.
     """
-    _set_threads(threads)
+    _process_settings(threads)
     cell_fn = cell_fn or run_pipeline
     root = Path(run_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -453,7 +454,7 @@ def _evaluator_task(
     cfg_dict: dict[str, Any], evaluator_fn: EvaluatorFn, threads: int | None
 ) -> dict[str, Any]:
     """Run ``evaluator_fn`` for one dataset; an error is logged and returned, never raised."""
-    _set_threads(threads)
+    _process_settings(threads)
     cfg = from_dict(RunConfig, cfg_dict, source="evaluator task")
     try:
         evaluator_fn(cfg)
@@ -465,8 +466,10 @@ def _evaluator_task(
         return {"dataset": cfg.data.dataset, "error": f"{type(err).__name__}: {err}"}
 
 
-def _set_threads(threads: float | None) -> None:
-    """Limit torch's intra-op threads (cells sharing a machine); ``None`` keeps torch's default."""
+def _process_settings(threads: float | None) -> None:
+    """A worker's process settings: freed memory reused (:mod:`ncvqvae.allocator`, as the CLI does) and
+    torch's intra-op threads limited (cells sharing a machine); ``None`` keeps torch's default."""
+    reuse_freed_memory()
     if threads:
         import torch
 
@@ -484,7 +487,7 @@ def _on_interrupt(signum: int, frame: object) -> None:
 
 def _worker_init(threads: int) -> None:
     """Worker-process start: share the cores, remember an interrupt, die with the sweep (even on kill -9)."""
-    _set_threads(threads)
+    _process_settings(threads)
     signal.signal(signal.SIGINT, _on_interrupt)
     if sys.platform.startswith("linux"):  # PR_SET_PDEATHSIG: no orphaned workers after a kill -9
         try:
