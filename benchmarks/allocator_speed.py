@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from precision_speed import cases, timed  # noqa: E402  (the same steps as the precision table)
 
@@ -29,10 +31,15 @@ SETTINGS = {
 }
 
 
+def all_cases(device: torch.device) -> dict[str, tuple]:
+    """``precision_speed.py``'s cases by name, and its FCN training step at Mallat's length (1024)."""
+    found = {case[0]: case for case in cases(device)}
+    found |= {c[0]: c for c in cases(device, fcn_length=1024) if c[0].startswith("FCN training")}
+    return found
+
+
 def child(name: str, precision: str, seconds: float, threads: int | None) -> None:
     """Time one case in this process (its allocator set by the environment) and print series/s."""
-    import torch
-
     from ncvqvae.allocator import reuse_freed_memory
     from ncvqvae.training import pick_device
 
@@ -40,8 +47,7 @@ def child(name: str, precision: str, seconds: float, threads: int | None) -> Non
     if threads:
         torch.set_num_threads(threads)
     device = pick_device("auto")
-    found = {case[0]: case for case in cases(device, fcn_length=1024 if "L 1024" in name else 140)}
-    _, _, items, build = found[name]
+    _, _, items, build = all_cases(device)[name]
     print(f"{timed(build(precision), items, device, seconds):.3f} {int(active)}")
 
 
@@ -67,9 +73,7 @@ def main() -> None:
     if args.child:
         child(args.child, args.precision, args.seconds, args.threads)
         return
-    import torch
-
-    names = [(n, g) for n, g, _, _ in cases(torch.device("cpu"))] + [("FCN training, L 1024", "fcn")]
+    names = [(n, g) for n, g, _, _ in all_cases(torch.device("cpu")).values()]
     settings = ["system", *(s for s in args.settings if s != "system")]  # the ratios are against system
     threads = args.threads or torch.get_num_threads()
     print(f"precision {args.precision}, {threads} threads, best of {args.repeats}")

@@ -59,8 +59,6 @@ def test_requested_setting_and_bad_value(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_system_setting_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(allocator.ENV, "system")
-    allocator.reuse_freed_memory.cache_clear()
-    try:
-        assert allocator.reuse_freed_memory() is False
-    finally:
-        allocator.reuse_freed_memory.cache_clear()
+    monkeypatch.setattr(allocator, "_in_effect", False)  # as in a fresh process
+    assert allocator.reuse_freed_memory() is False
+    assert allocator.current() == "system"

@@ -32,7 +32,7 @@ M_MMAP_MAX = -4
 KEEP_FREED = 2**31 - 1  # trim threshold (mallopt takes an int): up to 2 GiB of freed heap top is kept
 ENV = "NCVQVAE_MALLOC"
 CHOICES = ("reuse", "system")
-_in_effect = False  # set once reuse_freed_memory() has told glibc
+_in_effect = False  # whether reuse_freed_memory() has told glibc (it cannot be undone)
 
 
 @functools.cache
@@ -54,24 +54,22 @@ def requested() -> str:
     return value
 
 
-@functools.cache
 def reuse_freed_memory() -> bool:
     """Make glibc keep and reuse freed memory for the rest of the process (see the module docstring).
 
     Idempotent; returns whether it is in effect (``False`` off glibc or under ``NCVQVAE_MALLOC=system``).
     """
-    if requested() == "system":
-        return False
+    global _in_effect
+    if _in_effect or requested() == "system":
+        return _in_effect
     libc = _glibc()
     if libc is None:
         return False
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    ok = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED))
-    if not ok:
+    _in_effect = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED))
+    if not _in_effect:
         log.warning("glibc refused mallopt: freed memory goes back to the kernel as by default")
-    global _in_effect
-    _in_effect = ok
-    return ok
+    return _in_effect
 
 
 def current() -> str:

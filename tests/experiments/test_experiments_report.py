@@ -407,6 +407,5 @@ def test_machine_text_names_each_machine_once() -> None:
         machine_text({"stage1": amx, "stage2": plain})
         == "Intel Xeon (amx), 2 threads; Intel Xeon (none), 2 threads"
     )
-    assert (
-        machine_text({"stage1": {**gpu, "cpu_bf16": "amx"}}) == "NVIDIA H200, 16 threads"
-    )  # the GPU computes
+    # on a GPU the GPU computes: the host CPU's bf16 instructions are not named
+    assert machine_text({"stage1": {**gpu, "cpu_bf16": "amx"}}) == "NVIDIA H200, 16 threads"
