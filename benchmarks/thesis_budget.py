@@ -23,7 +23,8 @@ Every cell of a dataset from the first stored evaluator on is scored by it: the 
 stored in ``benchmarks/results/thesis-budget/evaluators/DATASET/`` and later cells run with
 ``evaluation.evaluator_path`` set to it (the thesis likewise used one published FCN per dataset). Only its
 ``info.json`` (key, recipe, accuracy) is committed, never the weights: a session whose checkout lacks
-``fcn.pt`` trains a new evaluator, and the Runs table's evaluator key tells the two apart.
+``fcn.pt`` trains a new evaluator, and the Runs table's evaluator column (key and training date) tells the
+two apart.
 
 ``ncvqvae report benchmarks/results/thesis-budget`` reads the kept cells; ``--docs`` writes that
 report (``report.md``, ``results.csv``) beside them and splices it into ``docs/reproduction.md`` between the
@@ -139,7 +140,9 @@ def keep_evaluator(run_dir: Path, kept: Path, dataset: str) -> list[Path]:
 
     Returns the files to commit: ``info.json`` only (its key, recipe and accuracy). The weights stay beside
     it on this machine (``*.pt`` is never committed), so a later session's cells use them only where the
-    folder survived; elsewhere a new evaluator is trained and the Runs table's evaluator key says so.
+    folder survived; elsewhere a new evaluator is trained (same key when the recipe is the same, other
+    weights: the Runs table's evaluator column adds the date it was trained) and the old record is set
+    aside as ``superseded-KEY[-TRAINED].json``.
     """
     if stored_evaluator(kept, dataset) is not None:
         return []
@@ -147,9 +150,19 @@ def keep_evaluator(run_dir: Path, kept: Path, dataset: str) -> list[Path]:
     record = kept / "evaluators" / dataset / "info.json"
     kept_aside = []
     if record.is_file():  # a record whose weights are gone (another session): keep it aside, not lost
-        old_key = json.loads(record.read_text(encoding="utf-8")).get("key", "unknown")
-        if old_key != results["generation"]["evaluator"]["key"]:
+        old = json.loads(record.read_text(encoding="utf-8"))
+        new = results["generation"]["evaluator"]
+        old_key = old.get("key", "unknown")
+        if old_key != new["key"]:
             aside = record.with_name(f"superseded-{old_key[:8]}.json")
+        elif old.get("created") != new.get("created"):
+            # one recipe trained again on another machine: other weights (bf16 kernels differ between
+            # CPUs), so FID and IS of the two are not comparable and the old record must stay
+            stamp = re.sub(r"[^0-9]", "", str(old.get("created", "")))[:12] or "unknown"
+            aside = record.with_name(f"superseded-{old_key[:8]}-{stamp}.json")
+        else:
+            aside = None
+        if aside is not None:
             record.replace(aside)
             kept_aside.append(aside)
     entry = export_evaluator(results["generation"]["evaluator"], kept / "evaluators" / dataset)

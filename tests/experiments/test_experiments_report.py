@@ -409,3 +409,20 @@ def test_machine_text_names_each_machine_once() -> None:
     )
     # on a GPU the GPU computes: the host CPU's bf16 instructions are not named
     assert machine_text({"stage1": {**gpu, "cpu_bf16": "amx"}}) == "NVIDIA H200, 16 threads"
+
+
+def test_the_runs_table_tells_one_recipe_trained_twice_apart(tmp_path: Path) -> None:
+    """Same evaluator key (recipe and data), trained on two machines: other weights, so the Runs table
+    names each by its key and training minute; a run without a training date shows the key alone."""
+    for name, created in (("a", "2026-12-02T19:55:45"), ("b", "2026-12-04T20:31:07"), ("c", None)):
+        _prior_run(tmp_path / name, "baseline", "token", fid=3.0, recon=0.05)
+        path = tmp_path / name / "results.json"
+        results = json.loads(path.read_text())
+        evaluator = {"key": "f1f6f2f0461beab4", **({"created": created} if created else {})}
+        results["generation"]["evaluator"] = {**results["generation"]["evaluator"], **evaluator}
+        atomic_write_json(path, results)
+    df = collect(tmp_path).set_index("run_dir")
+    assert df.loc[str(tmp_path / "a"), "evaluator"] == "f1f6f2f0 2026-12-02T19:55"
+    assert df.loc[str(tmp_path / "b"), "evaluator"] == "f1f6f2f0 2026-12-04T20:31"
+    assert df.loc[str(tmp_path / "c"), "evaluator"] == "f1f6f2f0"
+    assert "| f1f6f2f0 2026-12-04T20:31 |" in to_markdown(report_blocks(df.reset_index(), [], "t"))

@@ -15,11 +15,11 @@ def driver(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
     return load_benchmark("thesis_budget")
 
 
-def _cached_evaluator(root: Path, key: str) -> dict:
+def _cached_evaluator(root: Path, key: str, created: str = "2026-12-04T20:00:00") -> dict:
     """A finished run's evaluator entry pointing at a cache folder holding weights and info."""
     cache = root / "cache" / key
     cache.mkdir(parents=True)
-    info = {"key": key, "dataset": "DS", "test_accuracy": 0.9}
+    info = {"key": key, "dataset": "DS", "test_accuracy": 0.9, "created": created}
     (cache / "fcn.pt").write_bytes(b"weights " + key.encode())
     (cache / "info.json").write_text(json.dumps(info))
     return {**info, "path": str(cache)}
@@ -55,12 +55,28 @@ def test_a_record_without_weights_is_kept_aside_when_another_evaluator_is_stored
     assert driver.keep_evaluator(run_dir, kept, "DS") == []
 
 
-def test_the_same_evaluator_trained_again_refills_its_record(driver: ModuleType, tmp_path: Path) -> None:
+def test_the_same_record_written_again_sets_nothing_aside(driver: ModuleType, tmp_path: Path) -> None:
     kept = tmp_path / "kept"
     entry = kept / "evaluators" / "DS"
     entry.mkdir(parents=True)
-    (entry / "info.json").write_text(json.dumps({"key": "aaaaaaaabbbbbbbb"}))
+    evaluator = _cached_evaluator(tmp_path, "aaaaaaaabbbbbbbb")
+    (entry / "info.json").write_text(json.dumps({k: v for k, v in evaluator.items() if k != "path"}))
 
-    run_dir = _finished_run(tmp_path, _cached_evaluator(tmp_path, "aaaaaaaabbbbbbbb"))
+    run_dir = _finished_run(tmp_path, evaluator)
     assert driver.keep_evaluator(run_dir, kept, "DS") == [entry / "info.json"]
     assert sorted(p.name for p in entry.iterdir()) == ["fcn.pt", "info.json"]  # nothing set aside
+
+
+def test_one_recipe_trained_again_elsewhere_keeps_the_old_record(driver: ModuleType, tmp_path: Path) -> None:
+    # same key (same recipe and data) but other weights: the first record must not be overwritten
+    kept = tmp_path / "kept"
+    entry = kept / "evaluators" / "DS"
+    entry.mkdir(parents=True)
+    old = {"key": "aaaaaaaabbbbbbbb", "test_accuracy": 0.94, "created": "2026-12-02T19:55:45"}
+    (entry / "info.json").write_text(json.dumps(old))
+
+    run_dir = _finished_run(tmp_path, _cached_evaluator(tmp_path, "aaaaaaaabbbbbbbb"))
+    aside = entry / "superseded-aaaaaaaa-202612021955.json"
+    assert set(driver.keep_evaluator(run_dir, kept, "DS")) == {entry / "info.json", aside}
+    assert json.loads(aside.read_text()) == old
+    assert json.loads((entry / "info.json").read_text())["created"] == "2026-12-04T20:00:00"

@@ -150,7 +150,7 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         ),
         "machine": machine_text(read_machine(run_dir)),
         "tokenizer": _tokenizer_id(RunDir(run_dir)),
-        "evaluator": str(results.get("generation", {}).get("evaluator", {}).get("key", ""))[:8],
+        "evaluator": _evaluator_id(results.get("generation", {}).get("evaluator", {})),
         "status": run_status(run_dir),
     }
     for column, (key, _label, _better) in {**HEADLINE, **EXTRA}.items():
@@ -185,6 +185,15 @@ def _tokenizer_id(run: RunDir) -> str:
         return str(json.loads(run.source_path.read_text(encoding="utf-8")).get("sha256") or "")[:12]
     except (OSError, ValueError, AttributeError):
         return ""
+
+
+def _evaluator_id(evaluator: Mapping[str, Any]) -> str:
+    """The evaluator's key (8 hex digits) and, when recorded, the minute it was trained ("f1f6f2f0
+    2026-12-02T19:55"): one recipe trained again on another machine keeps its key but gets other weights,
+    and FID and IS compare only between runs of one trained evaluator."""
+    key = str(evaluator.get("key", ""))[:8]
+    created = str(evaluator.get("created", ""))[:16]
+    return f"{key} {created}" if key and created else key
 
 
 def machine_text(machine: Mapping[str, Mapping[str, Any]]) -> str:
@@ -987,8 +996,8 @@ def _runs_blocks(df: pd.DataFrame) -> list[Block]:
     text = (
         "Wall time per step in minutes (a run whose stage 1 came from another run of the same tokenizer "
         "shows none); the machine and arithmetic (bf16 autocast or fp32) each run's steps used (the last "
-        "attempt's, for a step resumed elsewhere); the evaluator's key (FID and IS compare between runs "
-        "of one evaluator)."
+        "attempt's, for a step resumed elsewhere); the evaluator's key and when it was trained (FID and IS "
+        "compare between runs of one trained evaluator)."
     )
     return [("h2", "Runs"), ("p", text), ("table", header, rows)]
 
