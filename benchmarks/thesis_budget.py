@@ -21,10 +21,11 @@ is skipped.
 
 Every cell of a dataset from the first stored evaluator on is scored by it: the first finished cell's is
 stored in ``benchmarks/results/thesis-budget/evaluators/DATASET/`` and later cells run with
-``evaluation.evaluator_path`` set to it (the thesis likewise used one published FCN per dataset). Only its
-``info.json`` (key, recipe, accuracy) is committed, never the weights: a session whose checkout lacks
-``fcn.pt`` trains a new evaluator, and the Runs table's evaluator column (key and training date) tells the
-two apart.
+``evaluation.evaluator_path`` set to it (the thesis likewise used one published FCN per dataset). Its
+``info.json`` and its weights ``fcn.pt`` (about 1 MB) are committed, the only weights that are: they are the
+measuring instrument, and FID and IS compare only under one trained evaluator. A checkout without
+``fcn.pt`` (the ECG5000 cells before 2026-12-04) trains a new one, and the Runs table's evaluator column
+(key and training minute) tells the two apart.
 
 ``ncvqvae report benchmarks/results/thesis-budget`` reads the kept cells; ``--docs`` writes that
 report (``report.md``, ``results.csv``) beside them and splices it into ``docs/reproduction.md`` between the
@@ -138,11 +139,12 @@ def stored_evaluator(kept: Path, dataset: str) -> Path | None:
 def keep_evaluator(run_dir: Path, kept: Path, dataset: str) -> list[Path]:
     """Store the evaluator a finished cell used as the dataset's shared one, when there is none yet.
 
-    Returns the files to commit: ``info.json`` only (its key, recipe and accuracy). The weights stay beside
-    it on this machine (``*.pt`` is never committed), so a later session's cells use them only where the
-    folder survived; elsewhere a new evaluator is trained (same key when the recipe is the same, other
-    weights: the Runs table's evaluator column adds the date it was trained) and the old record is set
-    aside as ``superseded-KEY[-TRAINED].json``.
+    Returns the files to commit: ``info.json`` (key, recipe, accuracy) and the weights ``fcn.pt`` (about
+    1 MB). The weights are committed, unlike any cell's checkpoints, because they are the measuring
+    instrument: FID and IS compare only under one trained evaluator, and the same recipe trained again on
+    another CPU gives other weights (bf16 kernels differ), so a later session scores its cells with these.
+    An earlier record whose weights were lost is set aside as ``superseded-KEY[-TRAINED].json``; the
+    Runs table's evaluator column (key and training minute) tells the evaluators apart.
     """
     if stored_evaluator(kept, dataset) is not None:
         return []
@@ -166,7 +168,7 @@ def keep_evaluator(run_dir: Path, kept: Path, dataset: str) -> list[Path]:
             record.replace(aside)
             kept_aside.append(aside)
     entry = export_evaluator(results["generation"]["evaluator"], kept / "evaluators" / dataset)
-    return [entry / "info.json", *kept_aside]
+    return [entry / "info.json", entry / "fcn.pt", *kept_aside]
 
 
 def run_cell(

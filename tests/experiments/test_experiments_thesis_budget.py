@@ -1,8 +1,9 @@
-"""benchmarks/thesis_budget.py: the shared evaluator record survives a session whose weights are gone."""
+"""benchmarks/thesis_budget.py: the shared evaluator (record and weights) kept, an old record set aside."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -46,7 +47,7 @@ def test_a_record_without_weights_is_kept_aside_when_another_evaluator_is_stored
     files = driver.keep_evaluator(run_dir, kept, "DS")
 
     aside = entry / "superseded-01234567.json"
-    assert set(files) == {entry / "info.json", aside}
+    assert set(files) == {entry / "info.json", entry / "fcn.pt", aside}  # the weights are committed
     assert json.loads(aside.read_text()) == old  # the old record is not lost
     assert json.loads((entry / "info.json").read_text())["key"] == "fedcba9876543210"
     assert (entry / "fcn.pt").read_bytes() == b"weights fedcba9876543210"
@@ -63,7 +64,7 @@ def test_the_same_record_written_again_sets_nothing_aside(driver: ModuleType, tm
     (entry / "info.json").write_text(json.dumps({k: v for k, v in evaluator.items() if k != "path"}))
 
     run_dir = _finished_run(tmp_path, evaluator)
-    assert driver.keep_evaluator(run_dir, kept, "DS") == [entry / "info.json"]
+    assert driver.keep_evaluator(run_dir, kept, "DS") == [entry / "info.json", entry / "fcn.pt"]
     assert sorted(p.name for p in entry.iterdir()) == ["fcn.pt", "info.json"]  # nothing set aside
 
 
@@ -77,6 +78,21 @@ def test_one_recipe_trained_again_elsewhere_keeps_the_old_record(driver: ModuleT
 
     run_dir = _finished_run(tmp_path, _cached_evaluator(tmp_path, "aaaaaaaabbbbbbbb"))
     aside = entry / "superseded-aaaaaaaa-202612021955.json"
-    assert set(driver.keep_evaluator(run_dir, kept, "DS")) == {entry / "info.json", aside}
+    assert set(driver.keep_evaluator(run_dir, kept, "DS")) == {entry / "info.json", entry / "fcn.pt", aside}
     assert json.loads(aside.read_text()) == old
     assert json.loads((entry / "info.json").read_text())["created"] == "2026-12-04T20:00:00"
+
+
+def test_git_keeps_the_shared_evaluators_weights_and_no_other_weights() -> None:
+    root = Path(__file__).resolve().parents[2]
+    paths = [
+        "benchmarks/results/thesis-budget/evaluators/ECG5000/fcn.pt",
+        "benchmarks/results/thesis-budget/token/ECG5000/baseline/seed0/stage1/checkpoints/final.pt",
+        "runs/x/fcn.pt",
+    ]
+    out = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--", *paths], cwd=root, capture_output=True, text=True
+    )
+    if out.returncode == 128:
+        pytest.skip(f"not a git checkout: {out.stderr.strip()}")
+    assert out.stdout.split() == paths[1:]
