@@ -20,6 +20,7 @@ from ncvqvae.experiments.report import (
     HEADLINE,
     THESIS_TABLES,
     _budget_text,
+    _mixed_evaluators_text,
     collect,
     flatten,
     machine_text,
@@ -426,3 +427,6 @@ def test_the_runs_table_tells_one_recipe_trained_twice_apart(tmp_path: Path) -> 
     assert df.loc[str(tmp_path / "b"), "evaluator"] == "f1f6f2f0 2026-12-04T20:31"
     assert df.loc[str(tmp_path / "c"), "evaluator"] == "f1f6f2f0"
     assert "| f1f6f2f0 2026-12-04T20:31 |" in to_markdown(report_blocks(df.reset_index(), [], "t"))
+    assert "**Several evaluators.**" in to_markdown(report_blocks(df.reset_index(), [], "t"))
+    assert "ECG5000: f1f6f2f0 2026-12-02T19:55 (1 run), " in _mixed_evaluators_text(df)
+    assert _mixed_evaluators_text(df.loc[[str(tmp_path / "a")]]) == ""  # one evaluator: no warning

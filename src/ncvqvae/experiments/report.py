@@ -869,6 +869,9 @@ def report_blocks(df: pd.DataFrame, figures: Sequence[tuple[str, str]], title: s
         )
     )
     blocks.append(("p", _budget_text(df)))
+    mixed = _mixed_evaluators_text(df)
+    if mixed:
+        blocks.append(("p", mixed))
     blocks.append(
         (
             "p",
@@ -967,6 +970,27 @@ def _minutes(seconds: Any) -> str:
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "–"
     return f"{seconds / 60:.1f}"
+
+
+def _mixed_evaluators_text(df: pd.DataFrame) -> str:
+    """A warning when one dataset's FID and IS come from several trained evaluators ("" when none does)."""
+    if "evaluator" not in df.columns:
+        return ""
+    parts = []
+    for dataset, group in df[df["evaluator"].astype(bool)].groupby("dataset", sort=False):
+        counts = group["evaluator"].value_counts(sort=False)
+        if len(counts) > 1:
+            parts.append(
+                f"{dataset}: " + ", ".join(f"{e} ({n} run{'s' * (n != 1)})" for e, n in counts.items())
+            )
+    if not parts:
+        return ""
+    return (
+        "**Several evaluators.** FID and IS of one dataset come from more than one trained evaluator ("
+        + "; ".join(parts)
+        + "): they compare generators only within one evaluator (the Runs table's last column); "
+        "reconstruction, the probes and CAS do not depend on it."
+    )
 
 
 def _runs_blocks(df: pd.DataFrame) -> list[Block]:
