@@ -7,6 +7,12 @@ evaluator both ways (per seed in ``--evaluator-seeds``) and prints its test accu
 13): probes within 0.02, reconstruction within 5% relative, evaluator accuracy within 0.01; over several
 seeds the mean difference is the figure held to the target, beside the seed-to-seed spread of fp32.
 
+``--control`` (with ``--threads`` 2 or more) adds an fp32 run at one thread per seed: the same arithmetic
+summed in another order, so its difference from fp32 is the scatter that any perturbation of the
+trajectory gives, the floor a bf16 difference of one seed is read against. ``--fp32-part encoder
+decoder`` adds, per part, a run under ``auto`` with that part held in fp32 (to find where a drift
+comes from).
+
 ``--generator RUN_DIR`` adds the last check: one fixed, trained generator (the run's stage 1 and prior)
 and one fixed evaluator (the one the run was scored with) score FID and IS with the sampling and the
 evaluator's feature pass in fp32 and under ``auto`` (same sampling seed); the ``auto`` FID should lie
@@ -16,6 +22,8 @@ Usage::
 
     python benchmarks/precision_equivalence.py --out runs/equiv --dataset gen-twopatterns --steps 300
     python benchmarks/precision_equivalence.py --out runs/equiv-ecg --dataset ECG5000 --seeds 0 1 2
+    python benchmarks/precision_equivalence.py --out runs/equiv-drift --methods baseline --threads 2 \\
+        --seeds 0 1 2 3 4 5 6 7 --control --fp32-part encoder decoder --evaluator-seeds
     python benchmarks/precision_equivalence.py --out runs/equiv-gen --methods --evaluator-seeds \\
         --generator runs/thesis-budget/token/ECG5000/baseline/seed0
 """
@@ -23,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import statistics
@@ -37,7 +46,8 @@ from ncvqvae.data.prepare import load_prepared
 from ncvqvae.evaluation.evaluator import get_evaluator
 from ncvqvae.evaluation.fcn import fcn_outputs
 from ncvqvae.evaluation.pipeline import EVALUATOR_SEED, _fid_is, real_reference_set
-from ncvqvae.precision import resolved
+from ncvqvae.models.encoder import Decoder, Encoder
+from ncvqvae.precision import full_precision, resolved
 from ncvqvae.rundir import RunDir
 from ncvqvae.sampling import sample
 from ncvqvae.stage1 import train_stage1
@@ -46,17 +56,59 @@ from ncvqvae.training import derive_seed, make_generator
 
 AUGMENTATION = {"baseline": "warp", "barlowtwins": "gauss", "vibcreg": "warp"}
 PRECISIONS = ("fp32", "auto")
+PARTS = {"encoder": Encoder, "decoder": Decoder}
+CONTROL = "fp32-1thread"
+
+
+@contextlib.contextmanager
+def held_in_fp32(part: str | None):
+    """Run one stage-1 part in fp32 under autocast, for one training (an experiment: the tokenizer has no
+    switch for it, so the part's class ``forward`` is wrapped while the block runs)."""
+    if part is None:
+        yield
+        return
+    cls = PARTS[part]
+    original = cls.forward
+
+    def forward(self, x):
+        with full_precision(x.device.type):
+            return original(self, x.float())
+
+    cls.forward = forward
+    try:
+        yield
+    finally:
+        cls.forward = original
+
+
+@contextlib.contextmanager
+def threads(n: int | None):
+    """torch's intra-op threads set to ``n`` for the block (None: unchanged)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def settings(args: argparse.Namespace) -> list[str]:
+    """fp32, auto, the fp32 control at one thread (``--control``), auto with each ``--fp32-part``."""
+    return [*PRECISIONS, *([CONTROL] if args.control else []), *(f"auto+{p}-fp32" for p in args.fp32_part)]
 
 
 def stage1_rows(args: argparse.Namespace) -> None:
     print(f"{args.dataset}, {args.steps} stage-1 steps (quick preset otherwise), seeds {args.seeds}")
     print(
-        f"{'method':14s} {'seed':>4s} {'precision':9s} {'recon':>7s} {'KNN':>6s} {'SVM':>6s} {'seconds':>8s}"
+        f"{'method':14s} {'seed':>4s} {'setting':18s} {'recon':>7s} {'KNN':>6s} {'SVM':>6s} {'seconds':>8s}"
     )
     for method in args.methods:
-        found: dict[str, list[tuple[float, float, float]]] = {p: [] for p in PRECISIONS}
+        found: dict[str, list[tuple[float, float, float]]] = {p: [] for p in settings(args)}
         for seed in args.seeds:
-            for precision in PRECISIONS:
+            for setting in found:
+                precision = "fp32" if setting.startswith("fp32") else "auto"
+                part = setting.removeprefix("auto+").removesuffix("-fp32") if "+" in setting else None
                 cfg = resolve_config(
                     preset="quick",
                     overrides=[
@@ -70,29 +122,34 @@ def stage1_rows(args: argparse.Namespace) -> None:
                         *args.set,
                     ],
                 )
-                run_dir = args.out / f"{method}-s{seed}-{precision}"
+                run_dir = args.out / f"{method}-s{seed}-{setting}"
                 start = time.perf_counter()
-                train_stage1(cfg, run_dir)
+                with threads(1 if setting == CONTROL else None), held_in_fp32(part):
+                    train_stage1(cfg, run_dir)
                 seconds = time.perf_counter() - start
                 stage1 = json.loads(RunDir(run_dir).results_path.read_text())["stage1"]
                 recon, probes = stage1["reconstruction"]["recon"], stage1["probes"]
-                found[precision].append((recon, probes["knn_accuracy"], probes["svm_accuracy"]))
+                found[setting].append((recon, probes["knn_accuracy"], probes["svm_accuracy"]))
                 print(
-                    f"{method:14s} {seed:4d} {precision:9s} {recon:7.4f} {probes['knn_accuracy']:6.3f} "
+                    f"{method:14s} {seed:4d} {setting:18s} {recon:7.4f} {probes['knn_accuracy']:6.3f} "
                     f"{probes['svm_accuracy']:6.3f} {seconds:8.1f}",
                     flush=True,
                 )
         if len(args.seeds) > 1:
-            summarise(method, found)
+            for other in list(found)[1:]:
+                summarise(method, found, other)
 
 
-def summarise(method: str, found: dict[str, list[tuple[float, float, float]]]) -> None:
-    """Mean over seeds per setting, the mean difference, and fp32's seed-to-seed standard deviation."""
-    parts = []
+def summarise(method: str, found: dict[str, list[tuple[float, float, float]]], other: str = "auto") -> None:
+    """Mean over seeds of fp32 and ``other``, the mean difference, and fp32's seed-to-seed standard
+    deviation; then the standard deviation of the per-seed differences (how far one seed scatters)."""
+    parts, scatter = [], []
     for i, name in enumerate(("recon", "KNN", "SVM")):
         a = [row[i] for row in found["fp32"]]
-        b = [row[i] for row in found["auto"]]
-        diff = statistics.mean(y - x for x, y in zip(a, b, strict=True))
+        b = [row[i] for row in found[other]]
+        diffs = [y - x for x, y in zip(a, b, strict=True)]
+        diff = statistics.mean(diffs)
+        scatter.append(f"{name} {statistics.stdev(diffs):.3f}")
         if name == "recon":
             rel = diff / statistics.mean(a)
             parts.append(
@@ -104,7 +161,8 @@ def summarise(method: str, found: dict[str, list[tuple[float, float, float]]]) -
                 f"{name} {statistics.mean(a):.3f} / {statistics.mean(b):.3f} ({diff:+.3f} "
                 f"{'ok' if abs(diff) <= 0.02 else 'MISS'}; fp32 sd {statistics.stdev(a):.3f})"
             )
-    print(f"{method:14s} mean fp32 / auto: " + "; ".join(parts), flush=True)
+    print(f"{method:14s} mean fp32 / {other}: " + "; ".join(parts), flush=True)
+    print(f"{method:14s} sd of the per-seed differences, {other} − fp32: " + ", ".join(scatter), flush=True)
 
 
 def evaluator_rows(args: argparse.Namespace) -> None:
@@ -179,6 +237,10 @@ def main() -> None:
         "--samples", type=int, default=None, help="unconditional samples (default: test size)"
     )
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--control", action="store_true", help="also fp32 at one thread (the noise floor)")
+    parser.add_argument(
+        "--fp32-part", nargs="*", choices=sorted(PARTS), default=[], help="also auto with this part in fp32"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more overrides")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

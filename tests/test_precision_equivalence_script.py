@@ -1,0 +1,43 @@
+"""benchmarks/precision_equivalence.py: its settings and the fp32 part it holds under autocast."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+import torch
+
+from ncvqvae.models.encoder import Encoder
+
+
+@pytest.fixture(scope="module")
+def script(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return load_benchmark("precision_equivalence")
+
+
+def test_settings_add_the_control_and_each_part(script: ModuleType) -> None:
+    args = argparse.Namespace(control=True, fp32_part=["encoder"])
+    assert script.settings(args) == ["fp32", "auto", "fp32-1thread", "auto+encoder-fp32"]
+    assert script.settings(argparse.Namespace(control=False, fp32_part=[])) == ["fp32", "auto"]
+
+
+def test_a_held_part_runs_in_fp32_under_autocast_and_is_restored(script: ModuleType) -> None:
+    torch.manual_seed(0)
+    encoder = Encoder(2, hidden_dim=8, n_down=1, n_res_blocks=1).eval()
+    u = torch.randn(2, 2, 5, 9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert encoder(u).dtype == torch.bfloat16
+        with script.held_in_fp32("encoder"):
+            held = encoder(u)
+        assert encoder(u).dtype == torch.bfloat16  # the class's forward is back
+    assert held.dtype == torch.float32
+    torch.testing.assert_close(held, encoder(u))  # exactly the fp32 forward
+
+
+def test_threads_are_restored(script: ModuleType) -> None:
+    before = torch.get_num_threads()
+    with script.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
