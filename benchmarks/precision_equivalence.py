@@ -38,6 +38,7 @@ import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -57,7 +58,15 @@ from ncvqvae.training import derive_seed, make_generator
 AUGMENTATION = {"baseline": "warp", "barlowtwins": "gauss", "vibcreg": "warp"}
 PRECISIONS = ("fp32", "auto")
 PARTS = {"encoder": Encoder, "decoder": Decoder}
-CONTROL = "fp32-1thread"
+
+
+class Setting(NamedTuple):
+    """One way of training stage 1: its row label, precision, and what it changes beside the precision."""
+
+    name: str
+    precision: str
+    one_thread: bool = False  # the control: fp32 at one thread
+    part: str | None = None  # held in fp32 under autocast
 
 
 @contextlib.contextmanager
@@ -93,9 +102,13 @@ def threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def settings(args: argparse.Namespace) -> list[str]:
+def settings(args: argparse.Namespace) -> list[Setting]:
     """fp32, auto, the fp32 control at one thread (``--control``), auto with each ``--fp32-part``."""
-    return [*PRECISIONS, *([CONTROL] if args.control else []), *(f"auto+{p}-fp32" for p in args.fp32_part)]
+    return [
+        *(Setting(p, p) for p in PRECISIONS),
+        *([Setting("fp32-1thread", "fp32", one_thread=True)] if args.control else []),
+        *(Setting(f"auto+{part}-fp32", "auto", part=part) for part in args.fp32_part),
+    ]
 
 
 def stage1_rows(args: argparse.Namespace) -> None:
@@ -104,11 +117,10 @@ def stage1_rows(args: argparse.Namespace) -> None:
         f"{'method':14s} {'seed':>4s} {'setting':18s} {'recon':>7s} {'KNN':>6s} {'SVM':>6s} {'seconds':>8s}"
     )
     for method in args.methods:
-        found: dict[str, list[tuple[float, float, float]]] = {p: [] for p in settings(args)}
+        runs = settings(args)
+        found: dict[str, list[tuple[float, float, float]]] = {setting.name: [] for setting in runs}
         for seed in args.seeds:
-            for setting in found:
-                precision = "fp32" if setting.startswith("fp32") else "auto"
-                part = setting.removeprefix("auto+").removesuffix("-fp32") if "+" in setting else None
+            for setting in runs:
                 cfg = resolve_config(
                     preset="quick",
                     overrides=[
@@ -116,22 +128,22 @@ def stage1_rows(args: argparse.Namespace) -> None:
                         f"stage1.method={method}",
                         f"stage1.augmentation.names=[{AUGMENTATION[method]}]",
                         f"stage1.steps={args.steps}",
-                        f"precision={precision}",
+                        f"precision={setting.precision}",
                         f"seed={seed}",
                         "progress=false",
                         *args.set,
                     ],
                 )
-                run_dir = args.out / f"{method}-s{seed}-{setting}"
+                run_dir = args.out / f"{method}-s{seed}-{setting.name}"
                 start = time.perf_counter()
-                with threads(1 if setting == CONTROL else None), held_in_fp32(part):
+                with threads(1 if setting.one_thread else None), held_in_fp32(setting.part):
                     train_stage1(cfg, run_dir)
                 seconds = time.perf_counter() - start
                 stage1 = json.loads(RunDir(run_dir).results_path.read_text())["stage1"]
                 recon, probes = stage1["reconstruction"]["recon"], stage1["probes"]
-                found[setting].append((recon, probes["knn_accuracy"], probes["svm_accuracy"]))
+                found[setting.name].append((recon, probes["knn_accuracy"], probes["svm_accuracy"]))
                 print(
-                    f"{method:14s} {seed:4d} {setting:18s} {recon:7.4f} {probes['knn_accuracy']:6.3f} "
+                    f"{method:14s} {seed:4d} {setting.name:18s} {recon:7.4f} {probes['knn_accuracy']:6.3f} "
                     f"{probes['svm_accuracy']:6.3f} {seconds:8.1f}",
                     flush=True,
                 )

@@ -19,8 +19,14 @@ def script(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
 
 def test_settings_add_the_control_and_each_part(script: ModuleType) -> None:
     args = argparse.Namespace(control=True, fp32_part=["encoder"])
-    assert script.settings(args) == ["fp32", "auto", "fp32-1thread", "auto+encoder-fp32"]
-    assert script.settings(argparse.Namespace(control=False, fp32_part=[])) == ["fp32", "auto"]
+    assert script.settings(args) == [
+        ("fp32", "fp32", False, None),
+        ("auto", "auto", False, None),
+        ("fp32-1thread", "fp32", True, None),
+        ("auto+encoder-fp32", "auto", False, "encoder"),
+    ]
+    plain = script.settings(argparse.Namespace(control=False, fp32_part=[]))
+    assert [s.name for s in plain] == ["fp32", "auto"]
 
 
 def test_a_held_part_runs_in_fp32_under_autocast_and_is_restored(script: ModuleType) -> None:

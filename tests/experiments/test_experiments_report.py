@@ -426,7 +426,8 @@ def test_the_runs_table_tells_one_recipe_trained_twice_apart(tmp_path: Path) -> 
     assert df.loc[str(tmp_path / "a"), "evaluator"] == "f1f6f2f0 2026-12-02T19:55"
     assert df.loc[str(tmp_path / "b"), "evaluator"] == "f1f6f2f0 2026-12-04T20:31"
     assert df.loc[str(tmp_path / "c"), "evaluator"] == "f1f6f2f0"
-    assert "| f1f6f2f0 2026-12-04T20:31 |" in to_markdown(report_blocks(df.reset_index(), [], "t"))
-    assert "**Several evaluators.**" in to_markdown(report_blocks(df.reset_index(), [], "t"))
+    text = to_markdown(report_blocks(df.reset_index(), [], "t"))
+    assert "| f1f6f2f0 2026-12-04T20:31 |" in text
+    assert "**Several evaluators.**" in text
     assert "ECG5000: f1f6f2f0 2026-12-02T19:55 (1 run), " in _mixed_evaluators_text(df)
     assert _mixed_evaluators_text(df.loc[[str(tmp_path / "a")]]) == ""  # one evaluator: no warning
