@@ -1,15 +1,17 @@
 """Where a training step's time goes, fp32 against ``precision: auto`` (issue 13, item 3; docs/benchmarks.md).
 
-For the steps whose ``auto ÷ fp32`` ratio in ``precision_speed.py`` misses its target (stage-1 baseline and
-NC, the FCN's training step), this profiles a few steps under each setting with ``torch.profiler`` and
-sums the operators' self CPU time into kinds: convolutions (forward and backward), matrix products, the
-optimiser's update, FFTs (the STFT and its inverse), dtype casts (autocast's copies), and everything else
-(element-wise work, reductions, the VQ and loss arithmetic kept in fp32). Per kind it prints milliseconds
-per step under both settings, their ratio and the share of the ``auto`` step, then the bound that the
-kinds bf16 cannot speed up put on the whole step's ratio (Amdahl: the step's ratio if everything but the
-convolutions and matrix products kept its ``auto`` time and those became free).
+For the steps whose ``auto ÷ fp32`` or ``auto ÷ reference`` ratio in ``precision_speed.py`` misses its
+target (stage-1 baseline and NC, the FCN's training step, unconditional sampling), this profiles a few steps
+under each setting with ``torch.profiler`` and sums the operators' self CPU time into kinds: convolutions
+(forward and backward), matrix products, the optimiser's update, FFTs (the STFT and its inverse), dtype
+casts (autocast's copies), and everything else (element-wise work, reductions, the VQ and loss arithmetic
+kept in fp32). Per kind it prints milliseconds per step under both settings, their ratio and the share of
+the ``auto`` step, then the bound that the kinds bf16 cannot speed up put on the whole step's ratio (Amdahl:
+the step's ratio if everything but the convolutions and matrix products kept its ``auto`` time and those
+became free).
 
-It also times the FCN step at 1 and 2 threads, because its ratio is a question of thread scaling too.
+It also times the FCN step at 1 and 2 threads, because its ratio is a question of thread scaling too, and
+splits an unconditional sampling batch into its two phases (the prior's decoding steps, the decoder).
 
 Usage::
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import sys
 import time
 from collections.abc import Callable
@@ -30,9 +33,17 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from precision_speed import fcn_step, stage1_step, timed  # noqa: E402  (the same steps as the speed table)
+from precision_speed import (  # noqa: E402  (the same steps as the speed table)
+    fcn_step,
+    sampler,
+    sampling_model,
+    stage1_step,
+    timed,
+)
 
-from ncvqvae.precision import resolved  # noqa: E402
+from ncvqvae.maskgit import decode_tokens  # noqa: E402
+from ncvqvae.precision import autocast, autocast_dtype, resolved  # noqa: E402
+from ncvqvae.training import make_generator  # noqa: E402
 
 ECG = (1, 140)  # (channels, length) of the ECG5000 shape
 # autocast's copies, by exact operator name (a substring would also catch e.g. aten::topk)
@@ -79,7 +90,32 @@ def cases(device: torch.device) -> dict[str, Callable[[str], Callable[[], None]]
         "stage1 ecg5000 vibcreg+warp": lambda p: stage1_step("vibcreg", "warp", ECG, device, p),
         "stage1 ecg5000 barlowtwins+gauss": lambda p: stage1_step("barlowtwins", "gauss", ECG, device, p),
         "FCN training": lambda p: fcn_step(device, p),
+        "sampling unconditional": lambda p: sampler(device, p, False),
     }
+
+
+def sampling_phases(
+    device: torch.device, precision: str, repeats: int, batch: int = 512
+) -> tuple[float, float]:
+    """Wall ms of one unconditional batch in its two phases, best of ``repeats``: the prior's
+    decoding steps and the tokenizer's decoder (the body of ``ncvqvae.sampling.iter_samples``, split)."""
+    model = sampling_model(device, precision)
+    prior, gen = model.prior.eval(), make_generator(0, device)
+    amp = autocast_dtype(model.precision, device)
+    if amp is not None:
+        prior = copy.deepcopy(prior).to(amp)
+    classes = torch.full((batch,), prior.null_class, device=device)
+    best = [float("inf"), float("inf")]
+    with torch.inference_mode():
+        for _ in range(repeats + 1):  # the first is a warm-up
+            start = time.perf_counter()
+            tokens = decode_tokens(prior, classes, decoding=model.decoding, generator=gen)
+            middle = time.perf_counter()
+            with autocast(model.precision, device):
+                model.decode(tokens).float()
+            end = time.perf_counter()
+            best = [min(best[0], (middle - start) * 1e3), min(best[1], (end - middle) * 1e3)]
+    return best[0], best[1]
 
 
 def report(name: str, build: Callable[[str], Callable[[], None]], steps: int) -> None:
@@ -133,6 +169,12 @@ def main() -> None:
                 f"(× {speed['auto'] / speed['fp32']:.2f})"
             )
         torch.set_num_threads(args.threads)
+    if "sampling unconditional" in chosen:
+        print("\nunconditional sampling, batch 512, wall ms by phase (best of 3):")
+        phases = {p: sampling_phases(device, p, 3) for p in ("fp32", "auto")}
+        for i, phase in enumerate(("prior decoding", "tokenizer decoder")):
+            a, b = phases["fp32"][i], phases["auto"][i]
+            print(f"  {phase:18s} fp32 {a:7.1f}  auto {b:7.1f}  (× {a / b:.2f})")
 
 
 if __name__ == "__main__":

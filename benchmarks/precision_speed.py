@@ -118,11 +118,16 @@ def prior_step(device: torch.device, precision: str) -> Callable:
     return step
 
 
-def sampler(device: torch.device, precision: str, conditional: bool) -> Callable:
+def sampling_model(device: torch.device, precision: str) -> GenerativeModel:
+    """An untrained generator of the thesis' ECG5000 shapes (baseline tokenizer, 5 classes)."""
     torch.manual_seed(0)
     tokenizer = build_tokenizer(Stage1Config(method="baseline"), 1, 140).to(device).eval()
     prior = BidirectionalTransformer(tokenizer.n_tokens, 32, 5, codebook=tokenizer.codebook.cpu()).to(device)
-    model = GenerativeModel(tokenizer=tokenizer, prior=prior.eval(), precision=precision)
+    return GenerativeModel(tokenizer=tokenizer, prior=prior.eval(), precision=precision)
+
+
+def sampler(device: torch.device, precision: str, conditional: bool) -> Callable:
+    model = sampling_model(device, precision)
     gen = make_generator(0, device)
     classes = torch.arange(512) % 5 if conditional else None
 
