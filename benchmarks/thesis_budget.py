@@ -25,7 +25,10 @@ stored in ``benchmarks/results/thesis-budget/evaluators/DATASET/`` and later cel
 ``info.json`` and its weights ``fcn.pt`` (about 1 MB) are committed, the only weights that are: they are the
 measuring instrument, and FID and IS compare only under one trained evaluator. A checkout without
 ``fcn.pt`` (the ECG5000 cells before 2026-12-04) trains a new one, and the Runs table's evaluator column
-(key and training minute) tells the two apart.
+(key and training minute) tells the two apart. ``--rescore`` runs again the named kept cells that another
+evaluator scored (stage 1 too, where its checkpoint is gone), so that every cell of a dataset comes to be
+scored by the stored one; the old files move to ``benchmarks/results/thesis-budget-superseded/`` (outside
+the report) when the new ones are in.
 
 ``ncvqvae report benchmarks/results/thesis-budget`` reads the kept cells; ``--docs`` writes that
 report (``report.md``, ``results.csv``) beside them and splices it into ``docs/reproduction.md`` between the
@@ -35,6 +38,7 @@ Usage (two queues side by side on a 2-core machine, one thread and one core each
 
     taskset -c 0 python benchmarks/thesis_budget.py --threads 1 --commit ECG5000:baseline:0
     taskset -c 1 python benchmarks/thesis_budget.py --threads 1 --commit ECG5000:bt_gauss:0
+    python benchmarks/thesis_budget.py --threads 2 --commit --rescore ECG5000:baseline:0   # one evaluator
     python benchmarks/thesis_budget.py --import runs/gpu/reproduction-gpu-mallat --commit   # GPU results
     python benchmarks/thesis_budget.py --docs
 """
@@ -136,6 +140,36 @@ def stored_evaluator(kept: Path, dataset: str) -> Path | None:
     return entry.relative_to(ROOT) if entry.is_relative_to(ROOT) else entry
 
 
+def evaluator_id(record: dict) -> tuple[str, str]:
+    """An evaluator told apart from a retraining of its recipe: (key, the time it was trained)."""
+    return record.get("key", "unknown"), record.get("created", "unknown")
+
+
+def scored_by_another(kept_dir: Path, kept: Path, dataset: str) -> bool:
+    """Whether the kept cell's FID and IS come from another evaluator than the dataset's stored one."""
+    record = kept / "evaluators" / dataset / "info.json"
+    if stored_evaluator(kept, dataset) is None or not record.is_file():
+        return False
+    stored = json.loads(record.read_text(encoding="utf-8"))
+    results = json.loads((kept_dir / "results.json").read_text(encoding="utf-8"))
+    return evaluator_id(results["generation"]["evaluator"]) != evaluator_id(stored)
+
+
+def set_aside(kept_dir: Path, superseded: Path) -> list[Path]:
+    """Copy a kept cell's files below ``superseded/.../scored-KEY-TRAINED/`` before a rerun replaces them."""
+    results = json.loads((kept_dir / "results.json").read_text(encoding="utf-8"))
+    key, created = evaluator_id(results["generation"]["evaluator"])
+    stamp = re.sub(r"[^0-9]", "", created)[:12] or "unknown"
+    aside = superseded / f"scored-{key[:8]}-{stamp}"
+    copies = []
+    for src in sorted(f for f in kept_dir.rglob("*") if f.is_file()):
+        dst = aside / src.relative_to(kept_dir)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        copies.append(dst)
+    return copies
+
+
 def keep_evaluator(run_dir: Path, kept: Path, dataset: str) -> list[Path]:
     """Store the evaluator a finished cell used as the dataset's shared one, when there is none yet.
 
@@ -172,9 +206,21 @@ def keep_evaluator(run_dir: Path, kept: Path, dataset: str) -> list[Path]:
 
 
 def run_cell(
-    spec: str, priors: list[str], threads: int, runs: Path, kept: Path, do_commit: bool, sets: list[str]
+    spec: str,
+    priors: list[str],
+    threads: int,
+    runs: Path,
+    kept: Path,
+    do_commit: bool,
+    sets: list[str],
+    rescore: bool = False,
 ) -> None:
-    """Run one ``DATASET:VARIANT:SEED`` with each prior in turn, sharing its stage 1."""
+    """Run one ``DATASET:VARIANT:SEED`` with each prior in turn, sharing its stage 1.
+
+    With ``rescore``, a kept cell scored by another evaluator than the dataset's stored one is run again
+    (its FID and IS are then comparable with the other cells'); its old files move to
+    ``KEPT/../thesis-budget-superseded/PRIOR/DATASET/VARIANT/seedK/scored-KEY-TRAINED/`` when the new
+    ones are in, so nothing is lost and the report reads only the new ones."""
     dataset, variant_name, seed_text = spec.split(":")
     seed = int(seed_text)
     variant = Variant.parse(variant_name, source=spec)
@@ -186,10 +232,15 @@ def run_cell(
     for prior in priors:
         where = cell_path(prior, dataset, variant.name, seed)
         run_dir, kept_dir = runs / where, kept / where
-        if (kept_dir / "DONE.json").is_file():
+        replacing = (kept_dir / "DONE.json").is_file()
+        if replacing and not (rescore and scored_by_another(kept_dir, kept, dataset)):
             print(f"{where}: kept already, skipped", flush=True)
             first = first or run_dir
             continue
+        if replacing:
+            if run_dir.exists():  # its finished evaluation would be resumed, not redone
+                raise SystemExit(f"{where}: --rescore needs a fresh run directory; move {run_dir} away first")
+            print(f"{where}: kept, but scored by another evaluator than the stored one: run again")
         if first is not None:
             link_stage1(first, run_dir)
         elif any((kept / p / dataset / variant.name / f"seed{seed}" / "DONE.json").is_file() for p in priors):
@@ -212,7 +263,8 @@ def run_cell(
         print(f"{where}: {' '.join(cmd[1:])}", flush=True)
         subprocess.run(cmd, check=True, env=env, cwd=ROOT)
         print(f"{where}: finished in {time.time() - start:.0f} s", flush=True)
-        copies = keep(run_dir, kept_dir) + keep_evaluator(run_dir, kept, dataset)
+        old = set_aside(kept_dir, kept.parent / f"{kept.name}-superseded" / where) if replacing else []
+        copies = old + keep(run_dir, kept_dir) + keep_evaluator(run_dir, kept, dataset)
         if do_commit:
             commit(copies, f"Thesis-budget cell {dataset} {variant.name} seed {seed}, {prior} prior: results")
         first = first or run_dir
@@ -287,11 +339,17 @@ def main() -> None:
     parser.add_argument("--kept", type=Path, default=KEPT, help="where finished cells' results are kept")
     parser.add_argument("--commit", action="store_true", help="commit each finished cell's results")
     parser.add_argument("--set", action="append", default=[], help="extra override (to try the script out)")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="run again the named cells that another evaluator than the stored one scored",
+    )
     parser.add_argument("--import", dest="import_from", type=Path, help="keep the finished runs under DIR")
     parser.add_argument("--docs", action="store_true", help="report the kept cells into docs/reproduction.md")
     args = parser.parse_args()
     for spec in args.cells:
-        run_cell(spec, args.priors.split(","), args.threads, args.runs, args.kept, args.commit, args.set)
+        priors = args.priors.split(",")
+        run_cell(spec, priors, args.threads, args.runs, args.kept, args.commit, args.set, args.rescore)
     if args.import_from is not None:
         import_runs(args.import_from, args.kept, args.commit)
     if args.docs:

@@ -96,3 +96,55 @@ def test_git_keeps_the_shared_evaluators_weights_and_no_other_weights() -> None:
     if out.returncode == 128:
         pytest.skip(f"not a git checkout: {out.stderr.strip()}")
     assert out.stdout.split() == paths[1:]
+
+
+def _kept_cell(kept: Path, where: str, evaluator: dict) -> Path:
+    cell = kept / where
+    cell.mkdir(parents=True)
+    (cell / "results.json").write_text(json.dumps({"generation": {"evaluator": evaluator, "fid": 1.0}}))
+    (cell / "DONE.json").write_text("{}")
+    return cell
+
+
+def test_rescore_runs_again_only_cells_another_evaluator_scored_and_keeps_the_old_files(
+    driver: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept, runs = tmp_path / "kept", tmp_path / "runs"
+    stored = {"key": "aaaaaaaabbbbbbbb", "created": "2026-12-04T20:31:37"}
+    entry = kept / "evaluators" / "DS"
+    entry.mkdir(parents=True)
+    (entry / "info.json").write_text(json.dumps(stored))
+    (entry / "fcn.pt").write_bytes(b"weights")
+    older = {"key": "aaaaaaaabbbbbbbb", "created": "2026-12-02T19:55:45"}
+    old_cell = _kept_cell(kept, "token/DS/baseline/seed0", older)
+    same_cell = _kept_cell(kept, "token/DS/baseline/seed1", stored)
+    launched = []
+
+    def fake_run(cmd: list[str], **_: object) -> None:  # a finished cell scored by the stored evaluator
+        run_dir = Path(cmd[cmd.index("--out") + 1])
+        launched.append(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "results.json").write_text(json.dumps({"generation": {"evaluator": stored, "fid": 2.0}}))
+        (run_dir / "DONE.json").write_text("{}")
+
+    monkeypatch.setattr(driver.subprocess, "run", fake_run)
+    for seed in (0, 1):  # without --rescore, kept cells are never run again
+        driver.run_cell(f"DS:baseline:{seed}", ["token"], 1, runs, kept, False, [])
+    assert launched == []
+    assert driver.scored_by_another(old_cell, kept, "DS")
+    assert not driver.scored_by_another(same_cell, kept, "DS")
+
+    for seed in (0, 1):
+        driver.run_cell(f"DS:baseline:{seed}", ["token"], 1, runs, kept, False, [], rescore=True)
+    assert launched == [runs / "token" / "DS" / "baseline" / "seed0"]  # seed 1 was scored by the stored one
+    assert json.loads((old_cell / "results.json").read_text())["generation"]["fid"] == 2.0
+    aside = tmp_path / "kept-superseded" / "token/DS/baseline/seed0" / "scored-aaaaaaaa-202612021955"
+    assert sorted(p.name for p in aside.iterdir()) == ["DONE.json", "results.json"]
+    assert json.loads((aside / "results.json").read_text())["generation"]["evaluator"] == older
+
+    # rescored once: now the stored evaluator's, so a second --rescore skips it; a used run dir is refused
+    driver.run_cell("DS:baseline:0", ["token"], 1, runs, kept, False, [], rescore=True)
+    assert len(launched) == 1
+    (old_cell / "results.json").write_text(json.dumps({"generation": {"evaluator": older}}))
+    with pytest.raises(SystemExit, match="fresh run directory"):
+        driver.run_cell("DS:baseline:0", ["token"], 1, runs, kept, False, [], rescore=True)
