@@ -34,15 +34,17 @@ import argparse
 import contextlib
 import json
 import logging
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-from ncvqvae.config import resolve_config
+from ncvqvae.config import RunConfig, resolve_config
 from ncvqvae.data.prepare import load_prepared
 from ncvqvae.evaluation.evaluator import get_evaluator
 from ncvqvae.evaluation.fcn import fcn_outputs
@@ -90,16 +92,24 @@ def held_in_fp32(part: str | None):
         cls.forward = original
 
 
-@contextlib.contextmanager
-def threads(n: int | None):
-    """torch's intra-op threads set to ``n`` for the block (None: unchanged)."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def train_one(cfg: RunConfig, run_dir: Path, setting: Setting, n_threads: int) -> float:
+    """Train one setting's stage 1 in a fresh spawned process at its thread count; its seconds.
+
+    A fresh process per training, because switching torch's threads back up (the control's 1 to 2) inside
+    one process hung at full CPU after a one-thread training (2026-12-04); a new process also starts every
+    setting from the same state (allocator, kernel caches)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(train_here, cfg, run_dir, setting, 1 if setting.one_thread else n_threads).result()
+
+
+def train_here(cfg: RunConfig, run_dir: Path, setting: Setting, n_threads: int) -> float:
+    """The child's side of :func:`train_one`: threads first, then the training; its seconds."""
+    torch.set_num_threads(n_threads)
+    start = time.perf_counter()
+    with held_in_fp32(setting.part):
+        train_stage1(cfg, run_dir)
+    return time.perf_counter() - start
 
 
 def settings(args: argparse.Namespace) -> list[Setting]:
@@ -135,10 +145,7 @@ def stage1_rows(args: argparse.Namespace) -> None:
                     ],
                 )
                 run_dir = args.out / f"{method}-s{seed}-{setting.name}"
-                start = time.perf_counter()
-                with threads(1 if setting.one_thread else None), held_in_fp32(setting.part):
-                    train_stage1(cfg, run_dir)
-                seconds = time.perf_counter() - start
+                seconds = train_one(cfg, run_dir, setting, args.threads or torch.get_num_threads())
                 stage1 = json.loads(RunDir(run_dir).results_path.read_text())["stage1"]
                 recon, probes = stage1["reconstruction"]["recon"], stage1["probes"]
                 found[setting.name].append((recon, probes["knn_accuracy"], probes["svm_accuracy"]))

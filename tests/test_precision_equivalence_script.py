@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -42,8 +43,22 @@ def test_a_held_part_runs_in_fp32_under_autocast_and_is_restored(script: ModuleT
     torch.testing.assert_close(held, encoder(u))  # exactly the fp32 forward
 
 
-def test_threads_are_restored(script: ModuleType) -> None:
+def test_the_child_sets_its_threads_then_trains_with_the_part_held(
+    script: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = {}
+
+    def fake_training(cfg: object, run_dir: Path) -> None:
+        seen.update(threads=torch.get_num_threads(), held=Encoder.forward is not original, run_dir=run_dir)
+
+    original = Encoder.forward
+    monkeypatch.setattr(script, "train_stage1", fake_training)
     before = torch.get_num_threads()
-    with script.threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
+    control = script.Setting("fp32-1thread", "fp32", one_thread=True)
+    try:
+        assert script.train_here(None, tmp_path, control, 1) >= 0
+        assert seen == {"threads": 1, "held": False, "run_dir": tmp_path}
+        script.train_here(None, tmp_path, script.Setting("auto+encoder-fp32", "auto", part="encoder"), 1)
+        assert seen["held"] and Encoder.forward is original
+    finally:
+        torch.set_num_threads(before)
