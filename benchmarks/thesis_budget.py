@@ -145,6 +145,11 @@ def evaluator_id(record: dict) -> tuple[str, str]:
     return record.get("key", "unknown"), record.get("created", "unknown")
 
 
+def trained_stamp(record: dict) -> str:
+    """The minute an evaluator was trained, as digits for a file name ("202612021955"; "unknown")."""
+    return re.sub(r"[^0-9]", "", str(record.get("created", "")))[:12] or "unknown"
+
+
 def scored_by_another(kept_dir: Path, kept: Path, dataset: str) -> bool:
     """Whether the kept cell's FID and IS come from another evaluator than the dataset's stored one."""
     record = kept / "evaluators" / dataset / "info.json"
@@ -158,9 +163,9 @@ def scored_by_another(kept_dir: Path, kept: Path, dataset: str) -> bool:
 def set_aside(kept_dir: Path, superseded: Path) -> list[Path]:
     """Copy a kept cell's files below ``superseded/.../scored-KEY-TRAINED/`` before a rerun replaces them."""
     results = json.loads((kept_dir / "results.json").read_text(encoding="utf-8"))
-    key, created = evaluator_id(results["generation"]["evaluator"])
-    stamp = re.sub(r"[^0-9]", "", created)[:12] or "unknown"
-    aside = superseded / f"scored-{key[:8]}-{stamp}"
+    evaluator = results["generation"]["evaluator"]
+    key, _ = evaluator_id(evaluator)
+    aside = superseded / f"scored-{key[:8]}-{trained_stamp(evaluator)}"
     copies = []
     for src in sorted(f for f in kept_dir.rglob("*") if f.is_file()):
         dst = aside / src.relative_to(kept_dir)
@@ -194,8 +199,7 @@ def keep_evaluator(run_dir: Path, kept: Path, dataset: str) -> list[Path]:
         elif old.get("created") != new.get("created"):
             # one recipe trained again on another machine: other weights (bf16 kernels differ between
             # CPUs), so FID and IS of the two are not comparable and the old record must stay
-            stamp = re.sub(r"[^0-9]", "", str(old.get("created", "")))[:12] or "unknown"
-            aside = record.with_name(f"superseded-{old_key[:8]}-{stamp}.json")
+            aside = record.with_name(f"superseded-{old_key[:8]}-{trained_stamp(old)}.json")
         else:
             aside = None
         if aside is not None:
