@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import copy
 import sys
 import time
 from collections.abc import Callable
@@ -42,7 +41,8 @@ from precision_speed import (  # noqa: E402  (the same steps as the speed table)
 )
 
 from ncvqvae.maskgit import decode_tokens  # noqa: E402
-from ncvqvae.precision import autocast, autocast_dtype, resolved  # noqa: E402
+from ncvqvae.precision import autocast, resolved  # noqa: E402
+from ncvqvae.sampling import decoding_prior  # noqa: E402
 from ncvqvae.training import make_generator  # noqa: E402
 
 ECG = (1, 140)  # (channels, length) of the ECG5000 shape
@@ -100,10 +100,7 @@ def sampling_phases(
     """Wall ms of one unconditional batch in its two phases, best of ``repeats``: the prior's
     decoding steps and the tokenizer's decoder (the body of ``ncvqvae.sampling.iter_samples``, split)."""
     model = sampling_model(device, precision)
-    prior, gen = model.prior.eval(), make_generator(0, device)
-    amp = autocast_dtype(model.precision, device)
-    if amp is not None:
-        prior = copy.deepcopy(prior).to(amp)
+    prior, gen = decoding_prior(model), make_generator(0, device)
     classes = torch.full((batch,), prior.null_class, device=device)
     best = [float("inf"), float("inf")]
     with torch.inference_mode():

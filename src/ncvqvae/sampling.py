@@ -115,6 +115,14 @@ def class_ids_for_labels(model: GenerativeModel, labels: Sequence[str]) -> list[
 # --------------------------------------------------------------------------------------------------
 
 
+def decoding_prior(model: GenerativeModel) -> torch.nn.Module:
+    """The prior as sampling runs it: in eval mode, and under a low-precision ``precision`` a copy cast to
+    that dtype, so that its matmuls (and norms) run natively in bf16 (the model's own prior is untouched)."""
+    prior = model.prior.eval()
+    amp = autocast_dtype(model.precision, model.device)
+    return prior if amp is None else copy.deepcopy(prior).to(amp)
+
+
 def iter_samples(
     model: GenerativeModel,
     n: int,
@@ -144,10 +152,7 @@ def iter_samples(
     device = model.device
     if generator is None:
         generator = make_generator(int(torch.randint(0, 2**62, ())), device)
-    prior, null = model.prior.eval(), model.prior.null_class
-    amp = autocast_dtype(model.precision, device)
-    if amp is not None:  # a low-precision copy: its matmuls (and norms) run natively in bf16
-        prior = copy.deepcopy(prior).to(amp)
+    prior, null = decoding_prior(model), model.prior.null_class
     model.tokenizer.eval()
     decoding = model.decoding if decoding is None else decoding
     for start in range(0, n, batch_size):
